@@ -168,6 +168,16 @@ func requestTemplate(srcMAC net.HardwareAddr, srcIP netip.Addr) ([]byte, error) 
 	return fb, nil
 }
 
+// setRequestSender sets the sender protocol address of a request built by
+// requestTemplate; an invalid src means 0.0.0.0 (an RFC 5227 probe).
+func setRequestSender(frame []byte, src netip.Addr) {
+	var a4 [4]byte
+	if src.Is4() {
+		a4 = src.As4()
+	}
+	copy(frame[offSenderIP:offSenderIP+4], a4[:])
+}
+
 // setRequestTarget turns a template from requestTemplate into a request
 // for ip: broadcast when dst is nil, else unicast to dst. A unicast request
 // names the asked MAC as target hardware address (as the kernel's own

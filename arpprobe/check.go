@@ -1,0 +1,166 @@
+package arpprobe
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Options controls a Check.
+type Options struct {
+	// Interface, if set, checks peers on this interface only; by default
+	// the kernel's routes choose each peer's interface and source address.
+	Interface string
+	// Probe controls how the peers are asked.
+	Probe ProbeOptions
+	// Repair, if set, corrects wrong entries by this policy after the
+	// probe; nil verifies only and writes nothing.
+	Repair *RepairPolicy
+}
+
+// A Checker runs checks: snapshot, probe, classify and, if asked,
+// repair. Its parts are interfaces so that programs and tests can supply
+// their own; Kernel and Prober are the real ones. A Checker may be reused
+// and used by several goroutines at once.
+type Checker struct {
+	Table    NeighborTable
+	Topology Topology
+	Prober   *Prober
+}
+
+// Check opens the kernel's tables and a prober in the calling
+// goroutine's network namespace, runs one Checker.Check and closes them.
+// It sends frames (CAP_NET_RAW) and, with opts.Repair, writes neighbour
+// entries (CAP_NET_ADMIN).
+func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, error) {
+	k, err := OpenKernel()
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	p := NewProber(ProberConfig{})
+	defer p.Close()
+	c := Checker{Table: k, Topology: k, Prober: p}
+	return c.Check(ctx, peers, opts)
+}
+
+// Check verifies the cache entries of peers (duplicates are checked
+// once; nil or empty means every IPv4 entry of the table, except on
+// loopback and NOARP interfaces):
+//
+//  1. snapshot: one dump of the neighbour table, links and routes, taken
+//     before any frame is sent;
+//  2. probe: Prober.Probe, bounded by ctx (unfinished peers: unknown);
+//  3. classify: Classify on the snapshot and the replies;
+//  4. repair, if opts.Repair is set: PlanRepairs and ApplyRepairs;
+//  5. one more dump, for each peer's After.
+//
+// The report is returned whenever probing started, together with an
+// error if a repair was cut short (ctx done, missing privilege). Bad
+// options, an unknown interface or a missing privilege to probe return
+// an error before anything is sent.
+func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, error) {
+	start := time.Now()
+	if _, err := opts.Probe.withDefaults(); err != nil {
+		return nil, err
+	}
+	snapshot, err := c.Table.Neighbors(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("arpprobe: snapshot: %w", err)
+	}
+	links, err := c.Topology.Links(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("arpprobe: snapshot: %w", err)
+	}
+	var ps []Peer
+	if len(peers) == 0 {
+		ps = PeersFromNeighbors(snapshot, links, opts.Interface)
+		if opts.Interface != "" && !hasLink(links, opts.Interface) {
+			return nil, fmt.Errorf("arpprobe: interface %q: %w", opts.Interface, ErrUnknownInterface)
+		}
+	} else {
+		routes, err := c.Topology.Routes(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("arpprobe: snapshot: %w", err)
+		}
+		ps, err = Resolve(dedupe(peers), links, routes, opts.Interface)
+		if err != nil {
+			return nil, err
+		}
+	}
+	cached := indexNeighbors(snapshot)
+	for i := range ps {
+		p := &ps[i]
+		if p.Verdict == "" {
+			if n := cached[neighKey{p.Ifindex, p.IP}]; n != nil {
+				cp := *n
+				p.Cached = &cp
+			}
+		}
+	}
+
+	rep := &Report{Peers: ps, Started: start}
+	rep.Stats, err = c.Prober.Probe(ctx, ps, opts.Probe)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		p := &ps[i]
+		if p.Verdict == "" {
+			p.Verdict, p.Owner = Classify(p.Cached, p.Replies)
+		}
+		if p.Action == "" {
+			p.Action = ActionNone
+		}
+	}
+
+	var repairErr error
+	if opts.Repair != nil {
+		plan := PlanRepairs(ps, *opts.Repair)
+		repairErr = ApplyRepairs(ctx, c.Table, ps, plan, *opts.Repair)
+	}
+
+	// The end state, read with a context of its own so that it is
+	// reported even when ctx ended the run.
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if end, err := c.Table.Neighbors(endCtx); err == nil {
+		after := indexNeighbors(end)
+		for i := range ps {
+			if n := after[neighKey{ps[i].Ifindex, ps[i].IP}]; n != nil && ps[i].Ifindex != 0 {
+				cp := *n
+				ps[i].After = &cp
+			}
+		}
+	}
+	for i := range ps {
+		rep.Summary.add(&ps[i])
+	}
+	rep.Duration = time.Since(start)
+	return rep, repairErr
+}
+
+func hasLink(links []Link, name string) bool {
+	for _, l := range links {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// dedupe returns addrs without repeats, in first-seen order.
+func dedupe(addrs []netip.Addr) []netip.Addr {
+	seen := make(map[netip.Addr]struct{}, len(addrs))
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		a = a.Unmap()
+		if _, ok := seen[a]; ok {
+			continue
+		}
+		seen[a] = struct{}{}
+		out = append(out, a)
+	}
+	return out
+}

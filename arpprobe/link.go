@@ -1,0 +1,164 @@
+package arpprobe
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// link is one interface's socket, shared by every run of a Prober: one
+// reader goroutine matches each received reply to the probes waiting for
+// its sender address.
+type link struct {
+	ifindex int
+	name    string
+	mac     [6]byte
+	conn    FrameConn
+	tap     Tap
+	// template is a broadcast request from this interface's MAC, patched
+	// for each request sent.
+	template []byte
+
+	wmu sync.Mutex // serialises WriteFrame
+
+	mu      sync.RWMutex
+	pending map[uint32][]*peerProbe // by sender IPv4 address
+	err     error                   // set once the reader failed
+
+	received atomic.Uint64
+	dropped  [numDropReasons]atomic.Uint64
+	requests atomic.Uint64 // ARP requests seen (only when asked for)
+
+	done chan struct{} // closed when the reader returns
+}
+
+func ipKey(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// readLoop runs until the conn fails or is closed. It does not allocate
+// per frame unless a frame is a first reply from a MAC.
+func (l *link) readLoop() {
+	defer close(l.done)
+	buf := make([]byte, maxFrameBuffer)
+	var f Frame
+	for {
+		n, err := l.conn.ReadFrame(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.fail(err)
+			return
+		}
+		now := time.Now()
+		l.received.Add(1)
+		r := parseFrame(buf[:n], &f)
+		if l.tap != nil {
+			l.tap(TapEvent{Ifindex: l.ifindex, Time: now, Frame: buf[:n], Parsed: &f, Drop: r})
+		}
+		if r != DropNone {
+			l.dropped[r].Add(1)
+			continue
+		}
+		if f.Op == opRequest {
+			l.requests.Add(1)
+			continue
+		}
+		l.deliver(&f, now)
+	}
+}
+
+// deliver hands a reply to every probe waiting for its sender address.
+func (l *link) deliver(f *Frame, now time.Time) {
+	l.mu.RLock()
+	waiting := l.pending[ipKey(f.SenderIP)]
+	for _, pp := range waiting {
+		pp.run.onReply(pp, f.SenderMAC, now)
+	}
+	l.mu.RUnlock()
+	if len(waiting) == 0 {
+		l.dropped[DropUnsolicited].Add(1)
+	}
+}
+
+// fail records the reader's error and ends every probe waiting on this
+// link with verdict unknown.
+func (l *link) fail(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = fmt.Errorf("arpprobe: read on %s: %w", l.name, err)
+	}
+	var all []*peerProbe
+	for _, pps := range l.pending {
+		all = append(all, pps...)
+	}
+	reason := l.err.Error()
+	l.mu.Unlock()
+	for _, pp := range all {
+		pp.run.giveUp(pp, reason)
+	}
+}
+
+func (l *link) register(pp *peerProbe) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	k := ipKey(pp.peer.IP)
+	l.pending[k] = append(l.pending[k], pp)
+	return nil
+}
+
+func (l *link) unregister(pp *peerProbe) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := ipKey(pp.peer.IP)
+	pps := l.pending[k]
+	for i, q := range pps {
+		if q == pp {
+			pps = append(pps[:i], pps[i+1:]...)
+			break
+		}
+	}
+	if len(pps) == 0 {
+		delete(l.pending, k)
+	} else {
+		l.pending[k] = pps
+	}
+}
+
+func (l *link) write(frame []byte) error {
+	l.wmu.Lock()
+	err := l.conn.WriteFrame(frame)
+	l.wmu.Unlock()
+	return err
+}
+
+// failed reports the reader's error, if it has stopped.
+func (l *link) failed() error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.err
+}
+
+// counters returns the link's receive counters.
+func (l *link) counters() (s Stats) {
+	s.Received = l.received.Load()
+	for i := range s.Dropped {
+		s.Dropped[i] = l.dropped[i].Load()
+	}
+	return s
+}
+
+// permissionError marks errors caused by a missing capability; it keeps
+// errors.Is(err, os.ErrPermission) true through the wrapped cause.
+func isPermission(err error) bool { return errors.Is(err, os.ErrPermission) }

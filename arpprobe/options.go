@@ -1,0 +1,83 @@
+package arpprobe
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The defaults of ProbeOptions, in one place.
+const (
+	// DefaultTimeout is how long one attempt waits for replies.
+	DefaultTimeout = 500 * time.Millisecond
+	// DefaultAttempts is how many attempts a silent peer gets. With the
+	// default timeout a silent peer is called dead after two attempts and
+	// one second, as patient as arp-scan's defaults.
+	DefaultAttempts = 2
+	// DefaultRate is the most frames per second a run sends, all kinds
+	// together. Unicast requests reach only the asked host.
+	DefaultRate = 50000
+	// DefaultBroadcastRate is the most broadcast requests per second, on
+	// average, so a run stays polite on a real LAN.
+	DefaultBroadcastRate = 1000
+)
+
+// ProbeOptions controls how peers are asked. The zero value means the
+// defaults above and BroadcastAuto.
+type ProbeOptions struct {
+	// Timeout is how long to wait for replies to one attempt.
+	Timeout time.Duration
+	// Attempts is how many times a request is sent before its peer is
+	// given up. Under BroadcastAuto a peer whose cached MAC stays silent
+	// always gets at least one broadcast attempt, so with Attempts 1 such
+	// a peer gets a second attempt for the broadcast.
+	Attempts int
+	// Broadcast decides who gets broadcast requests.
+	Broadcast BroadcastPolicy
+	// Rate is the most frames sent per second, all kinds together, with
+	// bursts of at most Rate/100 frames.
+	Rate int
+	// BroadcastRate is the most broadcast frames sent per second on
+	// average, with bursts of at most BroadcastRate/4 (counted in Rate too).
+	BroadcastRate int
+	// Settle is how long to keep listening for further owners after an
+	// address answered a broadcast, before its probe ends early (conflict
+	// detection). Zero means Timeout/4; it never exceeds Timeout.
+	Settle time.Duration
+}
+
+// errOptions is wrapped by option validation errors.
+var errOptions = errors.New("invalid probe options")
+
+// withDefaults returns o with zero fields replaced by the defaults, or an
+// error naming a field that is out of range.
+func (o ProbeOptions) withDefaults() (ProbeOptions, error) {
+	if o.Timeout < 0 || o.Attempts < 0 || o.Rate < 0 || o.BroadcastRate < 0 || o.Settle < 0 {
+		return o, fmt.Errorf("arpprobe: %w: negative timeout, attempts, rate or settle", errOptions)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Attempts == 0 {
+		o.Attempts = DefaultAttempts
+	}
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
+	}
+	if o.BroadcastRate == 0 {
+		o.BroadcastRate = DefaultBroadcastRate
+	}
+	if o.BroadcastRate > o.Rate {
+		o.BroadcastRate = o.Rate
+	}
+	if o.Settle == 0 {
+		o.Settle = o.Timeout / 4
+	}
+	o.Settle = min(o.Settle, o.Timeout)
+	p, err := ParseBroadcastPolicy(string(o.Broadcast))
+	if err != nil {
+		return o, err
+	}
+	o.Broadcast = p
+	return o, nil
+}

@@ -1,0 +1,191 @@
+package arpprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// TapEvent is one frame the prober received or sent, for captures and
+// passive listeners. Frame and Parsed are only valid during the call.
+type TapEvent struct {
+	Ifindex int
+	Time    time.Time
+	Sent    bool   // true for a frame the prober sent
+	Frame   []byte // the whole Ethernet frame
+	Parsed  *Frame // nil for sent frames
+	Drop    DropReason
+}
+
+// Tap receives every frame a Prober sends and receives. It is called on
+// the prober's reader and sender goroutines and must be quick and safe for
+// concurrent use.
+type Tap func(TapEvent)
+
+// ProberConfig configures a Prober. The zero value is ready to use.
+type ProberConfig struct {
+	// Listen opens the socket of an interface; nil means ListenARP.
+	Listen Listener
+	// Tap, if set, sees every frame sent and received.
+	Tap Tap
+	// InterfaceByIndex finds an interface's name and MAC; nil means
+	// net.InterfaceByIndex. Tests and programs that build their own
+	// interfaces set it.
+	InterfaceByIndex func(index int) (*net.Interface, error)
+}
+
+// A Prober sends ARP requests and collects the replies. It keeps one
+// socket and one reader goroutine per interface it has used, so it is
+// cheap to reuse across runs, and several runs may share it at once.
+//
+// Sockets are opened by Probe in the calling goroutine, so they belong
+// to that goroutine's network namespace.
+type Prober struct {
+	cfg ProberConfig
+
+	mu     sync.Mutex
+	links  map[int]*link
+	closed bool
+}
+
+// NewProber returns a Prober; it opens nothing until the first Probe.
+func NewProber(cfg ProberConfig) *Prober {
+	if cfg.Listen == nil {
+		cfg.Listen = ListenARP
+	}
+	if cfg.InterfaceByIndex == nil {
+		cfg.InterfaceByIndex = net.InterfaceByIndex
+	}
+	return &Prober{cfg: cfg, links: make(map[int]*link)}
+}
+
+// ErrClosed is returned by Probe after Close.
+var ErrClosed = errors.New("arpprobe: prober closed")
+
+// Close closes every socket and waits for the readers to return.
+func (p *Prober) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	links := p.links
+	p.links = nil
+	p.mu.Unlock()
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, l.conn.Close())
+		<-l.done
+	}
+	return errors.Join(errs...)
+}
+
+// link returns the interface's socket, opening it on first use.
+func (p *Prober) link(ifindex int) (*link, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if l := p.links[ifindex]; l != nil {
+		if l.failed() == nil {
+			return l, nil
+		}
+		// The reader failed (interface gone or down): start afresh.
+		l.conn.Close()
+		<-l.done
+		delete(p.links, ifindex)
+	}
+	ifi, err := p.cfg.InterfaceByIndex(ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("arpprobe: interface %s: not an Ethernet interface", ifi.Name)
+	}
+	conn, err := p.cfg.Listen(ifi)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := requestTemplate(ifi.HardwareAddr, netip.IPv4Unspecified())
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	l := &link{
+		template: tmpl,
+		ifindex:  ifindex,
+		name:     ifi.Name,
+		mac:      [6]byte(ifi.HardwareAddr),
+		conn:     conn,
+		tap:      p.cfg.Tap,
+		pending:  make(map[uint32][]*peerProbe),
+		done:     make(chan struct{}),
+	}
+	go l.readLoop()
+	p.links[ifindex] = l
+	return l, nil
+}
+
+// Probe asks each peer's address by unicast to its cached MAC and, by
+// opts.Broadcast, by broadcast; it records in each Peer.Replies every MAC
+// that answered. It sends frames and needs CAP_NET_RAW.
+//
+// Peers whose Verdict is already set (offlink) are skipped. A peer that
+// could not be finished (ctx done, a send error, the interface gone) gets
+// VerdictUnknown and a Reason; the others are left for Classify. Probe
+// returns an error only when nothing could be probed, such as a socket
+// that cannot be opened for lack of privilege.
+//
+// Cost: about one frame per attempt per request; every silent peer costs
+// opts.Attempts windows of opts.Timeout, all of them running at once, so
+// a run lasts about sending time plus Attempts × Timeout at worst.
+func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (Stats, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Stats{}, err
+	}
+	r := newRun(opts)
+	// Open sockets and register every probe before anything is sent.
+	for i := range peers {
+		pr := &peers[i]
+		if pr.Verdict != "" {
+			continue
+		}
+		l, err := p.link(pr.Ifindex)
+		if err != nil {
+			if isPermission(err) || errors.Is(err, ErrClosed) {
+				r.unregisterAll()
+				return Stats{}, err
+			}
+			pr.Verdict, pr.Reason = VerdictUnknown, err.Error()
+			continue
+		}
+		pp := r.add(pr, l)
+		if err := l.register(pp); err != nil {
+			r.giveUp(pp, err.Error())
+		}
+	}
+	before := r.linkCounters()
+	r.loop(ctx)
+	r.unregisterAll()
+	st := r.stats
+	after := r.linkCounters()
+	st.Received = after.Received - before.Received
+	for i := range st.Dropped {
+		st.Dropped[i] = after.Dropped[i] - before.Dropped[i]
+	}
+	for _, l := range r.links {
+		if s, ok := l.conn.(FrameConnStats); ok {
+			if n, err := s.KernelDrops(); err == nil {
+				st.KernelDrops += n
+			}
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,174 @@
+package arpprobe
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// RepairPolicy says which wrong entries a repair may change.
+type RepairPolicy struct {
+	// DryRun reports what would be done and changes nothing.
+	DryRun bool
+	// DeleteDead deletes the entries of dead peers, so the next packet
+	// makes the kernel ask by broadcast.
+	DeleteDead bool
+	// IncludePermanent allows changing PERMANENT (and NOARP) entries;
+	// they stay PERMANENT. Without it they are refused.
+	IncludePermanent bool
+}
+
+// Op is what a planned change does to an entry.
+type Op uint8
+
+// The operations of a planned change.
+const (
+	OpReplace Op = iota + 1 // write the verified owner's MAC
+	OpDelete                // delete the entry
+)
+
+// Change is one planned write to the neighbour table.
+type Change struct {
+	Peer int      // index into the peers given to PlanRepairs
+	Op   Op       // OpReplace or OpDelete
+	Old  Neighbor // the entry as snapshotted before probing
+	New  Neighbor // for OpReplace: the entry to write
+}
+
+// PlanRepairs decides, from verdicts alone, what a repair would change.
+// It returns the planned changes and sets Action (and Reason) on every
+// peer it will not change: ActionNone, or ActionRefused for a conflict
+// or a static entry without IncludePermanent. It is pure and never plans
+// a MAC other than the Owner verified by this run's replies, nor an entry
+// for a peer that had none.
+func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
+	var plan []Change
+	for i := range peers {
+		p := &peers[i]
+		p.Action, p.Reason = ActionNone, ""
+		c := p.Cached
+		switch p.Verdict {
+		case VerdictConflict:
+			p.Action = ActionRefused
+			p.Reason = fmt.Sprintf("conflict: %d MACs answer for %s; not choosing one", len(p.Replies), p.IP)
+		case VerdictStale:
+			if !c.Usable() || len(p.Owner) != 6 {
+				continue // cannot happen for a classified stale peer
+			}
+			if c.State.Static() && !policy.IncludePermanent {
+				p.Action, p.Reason = ActionRefused, fmt.Sprintf("%s entry; use --include-permanent to change it", c.State)
+				continue
+			}
+			n := Neighbor{IP: p.IP, Ifindex: c.Ifindex, Interface: c.Interface,
+				MAC: p.Owner, State: StateReachable, Flags: c.Flags & FlagExternLearned}
+			if c.State.Static() {
+				n.State = c.State & (StatePermanent | StateNoARP)
+			}
+			plan = append(plan, Change{Peer: i, Op: OpReplace, Old: *c, New: n})
+		case VerdictDead:
+			if !policy.DeleteDead || c == nil {
+				continue
+			}
+			if c.State.Static() && !policy.IncludePermanent {
+				p.Action, p.Reason = ActionRefused, fmt.Sprintf("%s entry; use --include-permanent to delete it", c.State)
+				continue
+			}
+			plan = append(plan, Change{Peer: i, Op: OpDelete, Old: *c})
+		}
+	}
+	return plan
+}
+
+type neighKey struct {
+	ifindex int
+	ip      netip.Addr
+}
+
+func indexNeighbors(ns []Neighbor) map[neighKey]*Neighbor {
+	m := make(map[neighKey]*Neighbor, len(ns))
+	for i := range ns {
+		m[neighKey{ns[i].Ifindex, ns[i].IP}] = &ns[i]
+	}
+	return m
+}
+
+// ApplyRepairs carries out a plan from PlanRepairs on table. It re-reads
+// the table (one dump) just before writing and, for each change:
+//   - if the entry already holds the owner's MAC: ActionHealed, no write;
+//   - if it is gone, or now holds a MAC other than the snapshot's: no
+//     write (ActionNone or ActionRefused, with the reason);
+//   - otherwise writes (ActionReplaced, ActionDeleted), or under DryRun
+//     reports ActionWouldReplace / ActionWouldDelete.
+//
+// Once ctx is done no further write starts; the rest get ActionNone and
+// the reason. It needs CAP_NET_ADMIN to write; a permission error stops
+// it and is returned (errors.Is(err, os.ErrPermission)).
+func ApplyRepairs(ctx context.Context, table NeighborTable, peers []Peer, plan []Change, policy RepairPolicy) error {
+	if len(plan) == 0 {
+		return nil
+	}
+	now, err := table.Neighbors(ctx)
+	if err != nil {
+		for _, c := range plan {
+			peers[c.Peer].Action, peers[c.Peer].Reason = ActionNone, "not repaired: "+err.Error()
+		}
+		return fmt.Errorf("arpprobe: re-read neighbours before repair: %w", err)
+	}
+	current := indexNeighbors(now)
+	var stop error
+	for _, c := range plan {
+		p := &peers[c.Peer]
+		if stop == nil {
+			if err := ctx.Err(); err != nil {
+				stop = fmt.Errorf("arpprobe: repair stopped: %w", err)
+			}
+		}
+		if stop != nil {
+			p.Action, p.Reason = ActionNone, "not repaired: "+stop.Error()
+			continue
+		}
+		cur := current[neighKey{c.Old.Ifindex, c.Old.IP}]
+		p.Action, p.Reason = decide(c, cur, policy)
+		if p.Action != ActionReplaced && p.Action != ActionDeleted {
+			continue
+		}
+		var werr error
+		if c.Op == OpReplace {
+			werr = table.SetNeighbor(ctx, c.New)
+		} else {
+			werr = table.DeleteNeighbor(ctx, c.Old)
+		}
+		if werr != nil {
+			p.Action, p.Reason = ActionNone, "write failed: "+werr.Error()
+			if isPermission(werr) {
+				stop = werr // every further write would fail the same way
+			}
+		}
+	}
+	return stop
+}
+
+// decide compares a planned change with the entry as re-read (cur, nil
+// when gone) and says what to do.
+func decide(c Change, cur *Neighbor, policy RepairPolicy) (Action, string) {
+	switch {
+	case cur == nil:
+		return ActionNone, "entry gone since the snapshot; not re-added"
+	case c.Op == OpReplace && cur.Usable() && bytes.Equal(cur.MAC, c.New.MAC):
+		return ActionHealed, ""
+	case len(cur.MAC) == 6 && !bytes.Equal(cur.MAC, c.Old.MAC):
+		return ActionRefused, fmt.Sprintf("entry changed since the snapshot (now %s); not overwritten", net.HardwareAddr(cur.MAC))
+	case cur.State.Static() && !c.Old.State.Static() && !policy.IncludePermanent:
+		return ActionRefused, fmt.Sprintf("entry became %s since the snapshot; not changed", cur.State)
+	}
+	write, dry := ActionReplaced, ActionWouldReplace
+	if c.Op == OpDelete {
+		write, dry = ActionDeleted, ActionWouldDelete
+	}
+	if policy.DryRun {
+		return dry, ""
+	}
+	return write, ""
+}

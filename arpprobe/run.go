@@ -1,0 +1,433 @@
+package arpprobe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// peerProbe is the state of one peer during one run. Its fields are
+// guarded by run.mu.
+type peerProbe struct {
+	run  *run
+	peer *Peer
+	link *link
+	// frames: a request template with the sender fields filled in.
+	cached    [6]byte
+	hasCached bool // a usable cached entry: ask its MAC by unicast
+	maxTries  int
+
+	attempt        int
+	lastSend       time.Time
+	uniSent        bool // in the current attempt
+	bcastSent      bool // in the current attempt
+	bcastAnswered  bool // in the current attempt
+	askedUnicast   bool // a unicast request was sent in this run
+	cachedAnswered bool
+	settling       bool
+	sendRetries    int
+	done           bool
+}
+
+// timed is a queue entry: a probe's event due at a time, for an attempt.
+type timed struct {
+	pp      *peerProbe
+	due     time.Time
+	attempt int
+}
+
+// fifo is a first-in first-out queue. Entries of one queue are pushed
+// with due times in non-decreasing order (now plus a constant), so the
+// head is always the earliest.
+type fifo[T any] struct {
+	items []T
+	head  int
+}
+
+func (q *fifo[T]) push(v T) { q.items = append(q.items, v) }
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
+func (q *fifo[T]) peek() *T { return &q.items[q.head] }
+func (q *fifo[T]) pop() T {
+	v := q.items[q.head]
+	var zero T
+	q.items[q.head] = zero
+	q.head++
+	if q.head > 1024 && q.head*2 > len(q.items) {
+		q.items = append(q.items[:0], q.items[q.head:]...)
+		q.head = 0
+	}
+	return v
+}
+
+// run is one call of Probe.
+type run struct {
+	opts   ProbeOptions
+	mu     sync.Mutex
+	wake   chan struct{}
+	probes []*peerProbe
+	links  map[int]*link
+
+	remaining int
+	windows   fifo[timed]      // attempts waiting for their timeout
+	settles   fifo[timed]      // answered attempts waiting to settle
+	retries   fifo[timed]      // attempts to send again after a full buffer
+	sends     fifo[*peerProbe] // attempts to send, in order
+
+	total, bcast *rate.Limiter
+	stats        Stats
+	buf          []byte // the frame being sent (scheduler only)
+}
+
+func newRun(opts ProbeOptions) *run {
+	return &run{
+		opts:  opts,
+		wake:  make(chan struct{}, 1),
+		links: make(map[int]*link),
+		total: rate.NewLimiter(rate.Limit(opts.Rate), max(2, opts.Rate/100)),
+		bcast: rate.NewLimiter(rate.Limit(opts.BroadcastRate), max(1, opts.BroadcastRate/4)),
+	}
+}
+
+func (r *run) add(pr *Peer, l *link) *peerProbe {
+	pp := &peerProbe{run: r, peer: pr, link: l}
+	if pr.Cached.Usable() {
+		pp.cached, pp.hasCached = [6]byte(pr.Cached.MAC), true
+	}
+	switch {
+	case r.opts.Broadcast == BroadcastNever && !pp.hasCached:
+		pp.maxTries = 0 // nobody to ask: dead without a frame
+	case r.opts.Broadcast == BroadcastAuto && pp.hasCached:
+		pp.maxTries = max(r.opts.Attempts, 2)
+	default:
+		pp.maxTries = r.opts.Attempts
+	}
+	r.probes = append(r.probes, pp)
+	r.links[l.ifindex] = l
+	r.remaining++
+	return pp
+}
+
+func (r *run) unregisterAll() {
+	for _, pp := range r.probes {
+		pp.link.unregister(pp)
+	}
+}
+
+func (r *run) linkCounters() (s Stats) {
+	for _, l := range r.links {
+		c := l.counters()
+		s.Received += c.Received
+		for i := range s.Dropped {
+			s.Dropped[i] += c.Dropped[i]
+		}
+	}
+	return s
+}
+
+func (r *run) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish ends a probe; r.mu must be held.
+func (r *run) finish(pp *peerProbe) {
+	if pp.done {
+		return
+	}
+	pp.done = true
+	r.remaining--
+	if r.remaining == 0 {
+		r.poke()
+	}
+}
+
+// giveUp ends a probe with verdict unknown.
+func (r *run) giveUp(pp *peerProbe, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pp.done {
+		return
+	}
+	pp.peer.Verdict, pp.peer.Reason = VerdictUnknown, reason
+	r.finish(pp)
+}
+
+// onReply records that mac answered for pp's address. It runs on the
+// link's reader goroutine.
+func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pp.attempt == 0 {
+		return // not asked yet: a reply to someone else
+	}
+	r.stats.Replies++
+	rs := pp.peer.Replies
+	found := false
+	for i := range rs {
+		if [6]byte(rs[i].MAC) == mac {
+			rs[i].Count++
+			found = true
+			break
+		}
+	}
+	isCached := pp.hasCached && mac == pp.cached
+	if !found {
+		pp.peer.Replies = append(rs, Reply{
+			MAC:     net.HardwareAddr(append([]byte(nil), mac[:]...)),
+			Unicast: pp.askedUnicast && isCached,
+			RTT:     now.Sub(pp.lastSend),
+			Count:   1,
+		})
+	}
+	if pp.done {
+		return
+	}
+	if isCached {
+		pp.cachedAnswered = true
+	}
+	if pp.bcastSent {
+		pp.bcastAnswered = true
+	}
+	if pp.uniSent && !pp.cachedAnswered || pp.bcastSent && !pp.bcastAnswered {
+		return // the attempt is not fully answered yet
+	}
+	if !pp.bcastSent {
+		r.finish(pp) // a unicast answer: nobody else was asked
+		return
+	}
+	if !pp.settling {
+		pp.settling = true
+		r.settles.push(timed{pp: pp, due: now.Add(r.opts.Settle), attempt: pp.attempt})
+		r.poke()
+	}
+}
+
+// loop sends every attempt, paced by the rate limits, and ends each
+// probe when it is answered, its windows have passed, or ctx is done.
+func (r *run) loop(ctx context.Context) {
+	r.mu.Lock()
+	for _, pp := range r.probes {
+		if pp.done {
+			continue
+		}
+		if pp.maxTries == 0 {
+			r.finish(pp)
+			continue
+		}
+		r.sends.push(pp)
+	}
+	r.mu.Unlock()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if err := ctx.Err(); err != nil {
+			r.abandon(err)
+			return
+		}
+		r.mu.Lock()
+		if r.remaining == 0 {
+			r.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		r.expire(now)
+		next := r.sendDue(now)
+		if r.remaining == 0 {
+			r.mu.Unlock()
+			return
+		}
+		if r.windows.len() > 0 {
+			next = earliest(next, r.windows.peek().due)
+		}
+		if r.settles.len() > 0 {
+			next = earliest(next, r.settles.peek().due)
+		}
+		if r.retries.len() > 0 {
+			next = earliest(next, r.retries.peek().due)
+		}
+		r.mu.Unlock()
+
+		if !next.IsZero() {
+			timer.Reset(time.Until(next))
+		}
+		select {
+		case <-ctx.Done():
+			r.abandon(ctx.Err())
+			return
+		case <-r.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// expire handles the windows and settle times that have passed; r.mu held.
+func (r *run) expire(now time.Time) {
+	for r.retries.len() > 0 && !r.retries.peek().due.After(now) {
+		if t := r.retries.pop(); !t.pp.done {
+			r.sends.push(t.pp)
+		}
+	}
+	for r.settles.len() > 0 && !r.settles.peek().due.After(now) {
+		t := r.settles.pop()
+		if t.attempt == t.pp.attempt {
+			r.finish(t.pp)
+		}
+	}
+	for r.windows.len() > 0 && !r.windows.peek().due.After(now) {
+		t := r.windows.pop()
+		pp := t.pp
+		if pp.done || t.attempt != pp.attempt {
+			continue
+		}
+		switch {
+		case pp.cachedAnswered || len(pp.peer.Replies) > 0:
+			r.finish(pp) // answered; the verdict is Classify's
+		case pp.attempt < pp.maxTries:
+			r.sends.push(pp)
+		default:
+			r.finish(pp) // silent: dead
+		}
+	}
+}
+
+// sendDue sends the attempts at the head of the queue while the rate
+// limits allow; it returns when the next one may go (zero: none queued).
+// r.mu is held on entry and exit, released around each write.
+func (r *run) sendDue(now time.Time) time.Time {
+	for r.sends.len() > 0 {
+		pp := *r.sends.peek()
+		if pp.done {
+			r.sends.pop()
+			continue
+		}
+		uni := pp.hasCached && !pp.cachedAnswered
+		bc := r.opts.Broadcast == BroadcastAlways ||
+			r.opts.Broadcast == BroadcastAuto && (!pp.hasCached || pp.attempt >= 1)
+		n := 0
+		if uni {
+			n++
+		}
+		if bc {
+			n++
+		}
+		if wait := r.reserve(now, n, bc); wait > 0 {
+			return now.Add(wait)
+		}
+		r.sends.pop()
+		pp.attempt++
+		pp.uniSent, pp.bcastSent, pp.bcastAnswered, pp.settling = uni, bc, false, false
+		pp.askedUnicast = pp.askedUnicast || uni
+		pp.lastSend = now
+		err := r.sendFrames(pp, uni, bc)
+		now = time.Now()
+		if err != nil {
+			r.sendFailed(pp, err, now)
+			continue
+		}
+		r.windows.push(timed{pp: pp, due: now.Add(r.opts.Timeout), attempt: pp.attempt})
+	}
+	return time.Time{}
+}
+
+// reserve takes n frame tokens (one of them a broadcast token when bc),
+// or takes none and returns how long to wait.
+func (r *run) reserve(now time.Time, n int, bc bool) time.Duration {
+	rt := r.total.ReserveN(now, n)
+	wait := rt.DelayFrom(now)
+	if bc {
+		rb := r.bcast.ReserveN(now, 1)
+		if d := rb.DelayFrom(now); d > 0 {
+			rb.CancelAt(now)
+			wait = max(wait, d)
+		} else if wait > 0 {
+			rb.CancelAt(now)
+		}
+	}
+	if wait > 0 {
+		rt.CancelAt(now)
+	}
+	return wait
+}
+
+// sendFrames writes the attempt's requests. r.mu is released during the
+// writes so the reader can record replies meanwhile.
+func (r *run) sendFrames(pp *peerProbe, uni, bc bool) error {
+	var err error
+	r.mu.Unlock()
+	defer r.mu.Lock()
+	if uni {
+		err = r.send(pp, pp.cached[:])
+		if err == nil {
+			r.stats.SentUnicast++ // scheduler-only field
+		}
+	}
+	if bc && err == nil {
+		err = r.send(pp, nil)
+		if err == nil {
+			r.stats.SentBroadcast++
+		}
+	}
+	return err
+}
+
+func (r *run) send(pp *peerProbe, dst []byte) error {
+	l := pp.link
+	r.buf = append(r.buf[:0], l.template...)
+	setRequestSender(r.buf, pp.peer.Source)
+	setRequestTarget(r.buf, dst, pp.peer.IP)
+	if l.tap != nil {
+		l.tap(TapEvent{Ifindex: l.ifindex, Time: time.Now(), Sent: true, Frame: r.buf})
+	}
+	return l.write(r.buf)
+}
+
+// sendFailed retries an attempt after a transient send error (a full
+// socket buffer) a few times, and otherwise gives the peer up.
+func (r *run) sendFailed(pp *peerProbe, err error, now time.Time) {
+	if (errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EAGAIN)) && pp.sendRetries < 3 {
+		pp.sendRetries++
+		pp.attempt--
+		// Come back after a short pause; the other sends go on.
+		r.retries.push(timed{pp: pp, due: now.Add(time.Millisecond), attempt: pp.attempt})
+		return
+	}
+	pp.peer.Verdict, pp.peer.Reason = VerdictUnknown, "send: "+err.Error()
+	r.finish(pp)
+}
+
+// abandon ends every unfinished probe as unknown when ctx is done.
+func (r *run) abandon(err error) {
+	reason := "deadline exceeded before the peer was checked"
+	if errors.Is(err, context.Canceled) {
+		reason = "canceled before the peer was checked"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, pp := range r.probes {
+		if !pp.done {
+			pp.peer.Verdict, pp.peer.Reason = VerdictUnknown, reason
+			r.finish(pp)
+		}
+	}
+}
