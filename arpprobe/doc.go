@@ -1,0 +1,69 @@
+// Package arpprobe finds and repairs wrong entries in a Linux host's ARP
+// cache.
+//
+// Addresses get recycled: an instance dies, a new one takes its IPv4
+// address with a new MAC, and peers keep sending to the dead MAC because
+// their kernel still caches it. arpprobe checks each cached entry against
+// the wire and corrects only the wrong ones.
+//
+// # The model: snapshot, probe, classify, repair
+//
+// A check (Check, Checker.Check) has four steps:
+//
+//  1. Snapshot. One netlink dump of the neighbour table (and of links and
+//     routes, to pick each peer's interface and source address) is taken
+//     before any frame is sent. The order matters: the kernel's ARP code
+//     processes every reply the owner sends, ours included, and overwrites
+//     a wrong STALE, DELAY or REACHABLE entry with the owner's MAC. Read
+//     after probing, the table would already look healthy and the problem
+//     would vanish from the report, exactly as it vanishes when someone
+//     runs arping by hand.
+//  2. Probe. A Prober sends a unicast ARP request to the cached MAC (does
+//     the cached host still own the address?) and, by BroadcastPolicy, a
+//     broadcast request (who owns it now?). One raw socket and one reader
+//     goroutine per interface serve every peer at once: replies are
+//     matched to probes by sender address, every silent peer shares the
+//     same timeout windows, and frames are paced by rate limits.
+//  3. Classify. Classify turns the snapshot entry and the distinct MACs
+//     that answered into a Verdict: ok, stale, dead, conflict or uncached
+//     (offlink and unknown are decided around probing).
+//  4. Repair. PlanRepairs turns verdicts into a plan (data); ApplyRepairs
+//     re-reads the table just before writing and writes only the owner's
+//     MAC verified in this run, with ip-neigh-replace semantics. An entry
+//     the kernel has already healed is reported as ActionHealed and not
+//     written. Conflicts, PERMANENT entries (unless allowed) and entries
+//     that changed since the snapshot are refused; entries are never
+//     added for peers that had none.
+//
+// # What the kernel does meanwhile
+//
+// A wrong non-permanent entry left alone recovers by itself in about 8 s
+// from STALE and 23 to 53 s from REACHABLE, once traffic makes the kernel
+// probe the cached MAC and give up; a wrong PERMANENT entry never
+// recovers. The kernel ignores a reply within locktime (1 s) of the
+// entry's last update. So a repair may find an entry already healed by
+// the probe's own reply, or still wrong; both are reported.
+//
+// # Privileges and costs
+//
+// Probing opens AF_PACKET sockets and needs CAP_NET_RAW; repair writes
+// through netlink and needs CAP_NET_ADMIN. Missing privileges give errors
+// for which errors.Is(err, os.ErrPermission) is true and whose message
+// names the capability. A check of N peers sends about one frame per
+// peer when the table is healthy, and lasts about the sending time plus
+// Attempts × Timeout at worst, whatever N.
+//
+// # Network namespaces
+//
+// Sockets and netlink handles belong to the network namespace they are
+// created in. Check and Prober.Probe open theirs in the calling
+// goroutine's namespace; to work in another one, call them from a
+// goroutine locked to an OS thread that has entered it, or build a
+// Checker from NewKernel with a handle made for that namespace.
+//
+// # Testing without privileges
+//
+// The parts meet through small interfaces: NeighborTable and Topology
+// (the kernel's tables) and FrameConn (a raw socket). Tests supply fakes;
+// the real ones are tested in network namespaces.
+package arpprobe
