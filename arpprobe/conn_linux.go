@@ -1,0 +1,344 @@
+package arpprobe
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultReadBuffer is the receive buffer size, in bytes, that ListenARP
+// asks for: room for tens of thousands of queued replies, so a burst of
+// replies to a large probe is not dropped while the reader is busy.
+const DefaultReadBuffer = 4 << 20
+
+// ListenConfig holds the options of a socket opened by its Listen method.
+// The zero value is the configuration ListenARP uses.
+type ListenConfig struct {
+	// Requests makes the socket receive ARP requests as well as replies,
+	// for passive listening. By default (false) the kernel passes only
+	// replies to the socket.
+	Requests bool
+
+	// ReadBuffer is the receive buffer size in bytes to ask for. Zero
+	// means DefaultReadBuffer; a negative value keeps the kernel's default
+	// (net.core.rmem_default). With CAP_NET_ADMIN the size is set as
+	// asked; without it the kernel silently caps it at net.core.rmem_max.
+	ReadBuffer int
+}
+
+// ListenARP opens an AF_PACKET socket on ifi that receives IPv4 ARP
+// replies and sends whole Ethernet frames. It is ListenConfig{}.Listen:
+// replies only, a DefaultReadBuffer receive buffer. It needs CAP_NET_RAW.
+func ListenARP(ifi *net.Interface) (FrameConn, error) {
+	return ListenConfig{}.Listen(ifi)
+}
+
+// Listen opens an AF_PACKET raw socket bound to ETH_P_ARP on ifi. It needs
+// CAP_NET_RAW in the network namespace of the calling thread, where the
+// socket then lives for good; once open, the socket may be used from any
+// goroutine.
+//
+// A socket filter (see bpf.go), attached before the socket is bound, lets
+// through only untagged IPv4-over-Ethernet ARP replies addressed to ifi
+// (and requests, when lc.Requests is set): the kernel drops other frames
+// before they are queued, so nothing else costs a wake-up. Frames sent
+// through the socket are not received by it.
+//
+// The FrameConn returned also implements FrameConnStats. Its ReadFrame and
+// WriteFrame do not allocate. Its errors are net.Errors: a deadline gives
+// one for which os.IsTimeout is true; after Close, errors.Is(err,
+// net.ErrClosed) is true. When ifi goes down, ReadFrame returns an error
+// wrapping syscall.ENETDOWN once, then waits for frames again (the
+// socket receives again once ifi is up); WriteFrame fails with ENETDOWN
+// while ifi is down and with ENXIO once it is gone.
+//
+// Listen fails with an error wrapping syscall.ENETDOWN if ifi is down,
+// and for which errors.Is(err, os.ErrPermission) is true without
+// CAP_NET_RAW.
+func (lc ListenConfig) Listen(ifi *net.Interface) (FrameConn, error) {
+	if ifi == nil {
+		return nil, errors.New("arpprobe: listen: no interface")
+	}
+	if ifi.Index <= 0 {
+		return nil, fmt.Errorf("arpprobe: listen on %s: invalid interface index %d", ifi.Name, ifi.Index)
+	}
+	filter, err := arpFilter(ifi.Index, lc.Requests)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: filter})
+	if err != nil {
+		return nil, listenError(ifi, err)
+	}
+	c, err := newPacketConn(pc, ifi, lc)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// listenError says what a failed socket(2) or bind(2) means for the
+// user, keeping the errno inspectable.
+func listenError(ifi *net.Interface, err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case unix.EPERM, unix.EACCES:
+			return fmt.Errorf("arpprobe: listen on %s: raw sockets need CAP_NET_RAW: %w", ifi.Name, errno)
+		case unix.ENODEV, unix.ENXIO:
+			return fmt.Errorf("arpprobe: listen on %s: no interface with index %d in this network namespace: %w", ifi.Name, ifi.Index, errno)
+		case unix.ENETDOWN:
+			return fmt.Errorf("arpprobe: listen on %s: interface is down: %w", ifi.Name, errno)
+		}
+	}
+	return fmt.Errorf("arpprobe: listen on %s: %w", ifi.Name, err)
+}
+
+// packetConn is the FrameConn of ListenARP.
+//
+// Reads and writes go through the socket's syscall.RawConn, so they wait
+// in the runtime's netpoller and honour deadlines, with callbacks built
+// once in newPacketConn: ReadFrame and WriteFrame pass their buffer and
+// get their result through fields, which is why each of them may be used
+// by only one goroutine at a time (as FrameConn says).
+type packetConn struct {
+	pc     *packet.Conn
+	rc     syscall.RawConn
+	ifname string
+	closed atomic.Bool
+
+	// Owned by the reader.
+	readFn func(fd uintptr) bool
+	rbuf   []byte
+	rn     int
+	rerr   error
+
+	// Owned by the writer.
+	writeFn func(fd uintptr) bool
+	wbuf    []byte
+	werr    error
+	to      unix.SockaddrLinklayer // ifindex, ETH_P_ARP, destination MAC
+}
+
+var _ FrameConnStats = (*packetConn)(nil)
+
+func newPacketConn(pc *packet.Conn, ifi *net.Interface, lc ListenConfig) (*packetConn, error) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("arpprobe: listen on %s: %w", ifi.Name, err)
+	}
+	c := &packetConn{
+		pc:     pc,
+		rc:     rc,
+		ifname: ifi.Name,
+		to: unix.SockaddrLinklayer{
+			Ifindex:  ifi.Index,
+			Protocol: htons(etherTypeARP),
+			Halen:    6,
+		},
+	}
+	c.readFn = c.read
+	c.writeFn = c.write
+
+	size := lc.ReadBuffer
+	if size == 0 {
+		size = DefaultReadBuffer
+	}
+	var soErr int
+	var optErr error
+	err = rc.Control(func(fd uintptr) {
+		// The socket is bound; if ifi was down, bind(2) left ENETDOWN in
+		// the socket's error, for the first read to report.
+		soErr, optErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		if optErr != nil || size < 0 {
+			return
+		}
+		// SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped at
+		// net.core.rmem_max without a word.
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
+		}
+	})
+	if err == nil {
+		err = optErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("arpprobe: listen on %s: set up socket: %w", ifi.Name, err)
+	}
+	if soErr != 0 {
+		return nil, listenError(ifi, unix.Errno(soErr))
+	}
+	return c, nil
+}
+
+// htons returns v with its bytes in network order in memory.
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// ReadFrame reads one frame into b and returns its length; a frame longer
+// than b is cut to len(b). It blocks until a frame arrives, the read
+// deadline passes or the socket is closed.
+func (c *packetConn) ReadFrame(b []byte) (int, error) {
+	c.rbuf = b
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
+	if err == nil {
+		err = c.rerr
+	}
+	if err != nil {
+		return 0, c.error("read", err)
+	}
+	return c.rn, nil
+}
+
+// read is readFn: one read(2), or false to wait for the socket to be
+// readable. read(2) rather than recvfrom(2): the sender's address is in
+// the frame, and unix.Recvfrom would allocate one.
+func (c *packetConn) read(fd uintptr) bool {
+	for {
+		n, err := unix.Read(int(fd), c.rbuf)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		c.rn, c.rerr = n, err
+		return true
+	}
+}
+
+// WriteFrame sends b, a whole Ethernet frame from its destination MAC on,
+// as it is: the kernel adds no header and no padding (veth sends 42-byte
+// frames as they are; a NIC pads them). It blocks only while the socket's
+// send buffer is full.
+func (c *packetConn) WriteFrame(b []byte) error {
+	if len(b) < etherHeaderLen {
+		return &connError{op: "write", ifname: c.ifname, err: fmt.Errorf("frame of %d bytes is shorter than an Ethernet header", len(b))}
+	}
+	// For SOCK_RAW the kernel takes the destination from the frame and
+	// ignores sll_addr; it is set so that the address is honest in traces.
+	copy(c.to.Addr[:6], b[0:6])
+	c.wbuf = b
+	err := c.rc.Write(c.writeFn)
+	c.wbuf = nil
+	if err == nil {
+		err = c.werr
+	}
+	if err != nil {
+		return c.error("write", err)
+	}
+	return nil
+}
+
+// write is writeFn: one sendto(2) to the prepared address, or false to
+// wait for room in the send buffer.
+func (c *packetConn) write(fd uintptr) bool {
+	for {
+		err := unix.Sendto(int(fd), c.wbuf, 0, &c.to)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		c.werr = err
+		return true
+	}
+}
+
+// SetReadDeadline sets the time after which a waiting ReadFrame returns
+// a timeout error; the zero time means no deadline.
+func (c *packetConn) SetReadDeadline(t time.Time) error {
+	if err := c.pc.SetReadDeadline(t); err != nil {
+		return c.error("set read deadline", err)
+	}
+	return nil
+}
+
+// KernelDrops returns how many frames the kernel dropped, for want of
+// room in the receive buffer, since the last call (or since Listen). It
+// reads and resets the socket's PACKET_STATISTICS, which also counts the
+// frames received; nothing else in this package reads them.
+func (c *packetConn) KernelDrops() (uint64, error) {
+	s, err := c.pc.Stats()
+	if err != nil {
+		return 0, c.error("read statistics", err)
+	}
+	return uint64(s.Drops), nil
+}
+
+// Close closes the socket; a waiting ReadFrame returns an error for which
+// errors.Is(err, net.ErrClosed) is true. Closing twice is an error.
+func (c *packetConn) Close() error {
+	if c.closed.Swap(true) {
+		return &connError{op: "close", ifname: c.ifname, err: net.ErrClosed}
+	}
+	if err := c.pc.Close(); err != nil {
+		return &connError{op: "close", ifname: c.ifname, err: err}
+	}
+	return nil
+}
+
+// error turns an error of the socket into a connError that says what it
+// means. The packet package's wrapping adds nothing a user needs, so the
+// cause is reduced to the errno, the deadline or the closed socket.
+func (c *packetConn) error(op string, err error) error {
+	e := &connError{op: op, ifname: c.ifname, err: err}
+	var errno unix.Errno
+	switch {
+	case c.closed.Load():
+		e.err = net.ErrClosed
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		e.err = os.ErrDeadlineExceeded
+	case errors.As(err, &errno):
+		e.err = errno
+		switch errno {
+		case unix.ENETDOWN:
+			e.hint = "interface is down"
+		case unix.ENXIO, unix.ENODEV:
+			e.hint = "interface is gone"
+		case unix.EMSGSIZE:
+			e.hint = "frame longer than the interface's MTU"
+		case unix.ENOBUFS:
+			e.hint = "transmit queue full"
+		}
+	}
+	return e
+}
+
+// connError is an error of a socket opened by Listen: what was done on
+// which interface, what the cause means there, and the cause. It is a
+// net.Error; Timeout reports a passed deadline.
+type connError struct {
+	op     string
+	ifname string
+	hint   string
+	err    error
+}
+
+var _ net.Error = (*connError)(nil)
+
+func (e *connError) Error() string {
+	s := "arpprobe: " + e.op + " on " + e.ifname + ": "
+	if e.hint != "" {
+		s += e.hint + ": "
+	}
+	return s + e.err.Error()
+}
+
+func (e *connError) Unwrap() error   { return e.err }
+func (e *connError) Timeout() bool   { return errors.Is(e.err, os.ErrDeadlineExceeded) }
+func (e *connError) Temporary() bool { return e.Timeout() }
