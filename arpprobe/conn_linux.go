@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -127,9 +128,27 @@ type packetConn struct {
 	wbuf    []byte
 	werr    error
 	to      unix.SockaddrLinklayer // ifindex, ETH_P_ARP, destination MAC
+	batch   *writeBatch
 }
 
-var _ FrameConnStats = (*packetConn)(nil)
+// writeBatch is the state of WriteFrames: one sendmmsg(2) vector, built
+// once, whose entries point at the caller's frames during a call.
+type writeBatch struct {
+	fn   func(fd uintptr) bool
+	msgs [maxWriteBatch]unix.Mmsghdr
+	iovs [maxWriteBatch]unix.Iovec
+	n    int // entries in use
+	sent int // entries sent so far
+	err  error
+}
+
+// maxWriteBatch is how many frames one sendmmsg(2) call sends at most.
+const maxWriteBatch = 64
+
+var (
+	_ FrameConnStats = (*packetConn)(nil)
+	_ BatchWriter    = (*packetConn)(nil)
+)
 
 func newPacketConn(pc *packet.Conn, ifi *net.Interface, lc ListenConfig) (*packetConn, error) {
 	rc, err := pc.SyscallConn()
@@ -148,6 +167,14 @@ func newPacketConn(pc *packet.Conn, ifi *net.Interface, lc ListenConfig) (*packe
 	}
 	c.readFn = c.read
 	c.writeFn = c.write
+	c.batch = &writeBatch{}
+	c.batch.fn = c.writeBatch
+	for i := range c.batch.msgs {
+		// No address: the frames go out on the interface the socket is
+		// bound to, with its protocol, ETH_P_ARP.
+		c.batch.msgs[i].Hdr.Iov = &c.batch.iovs[i]
+		c.batch.msgs[i].Hdr.Iovlen = 1
+	}
 
 	size := lc.ReadBuffer
 	if size == 0 {
@@ -257,6 +284,64 @@ func (c *packetConn) write(fd uintptr) bool {
 		c.werr = err
 		return true
 	}
+}
+
+// WriteFrames sends frames with as few sendmmsg(2) calls as it can (64
+// frames a call at most); see BatchWriter. It does not allocate.
+func (c *packetConn) WriteFrames(frames [][]byte) (int, error) {
+	wb := c.batch
+	sent := 0
+	for sent < len(frames) {
+		n := min(len(frames)-sent, maxWriteBatch)
+		for i, f := range frames[sent : sent+n] {
+			if len(f) < etherHeaderLen {
+				// Send what comes before, then fail on this one.
+				n = i
+				break
+			}
+			wb.iovs[i].Base = &f[0]
+			wb.iovs[i].SetLen(len(f))
+		}
+		if n == 0 {
+			return sent, c.WriteFrame(frames[sent])
+		}
+		wb.n, wb.sent, wb.err = n, 0, nil
+		err := c.rc.Write(wb.fn)
+		for i := range n {
+			wb.iovs[i].Base = nil // do not keep the caller's frames alive
+		}
+		sent += wb.sent
+		if err == nil {
+			err = wb.err
+		}
+		if err != nil {
+			return sent, c.error("write", err)
+		}
+	}
+	return sent, nil
+}
+
+// writeBatch is the batch's fn: sendmmsg(2) until every entry is sent,
+// or false to wait for room in the send buffer. sendmmsg returns the count
+// sent and drops the error of the entry that failed, so the call after a
+// short count is the one that reports it.
+func (c *packetConn) writeBatch(fd uintptr) bool {
+	wb := c.batch
+	for wb.sent < wb.n {
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd,
+			uintptr(unsafe.Pointer(&wb.msgs[wb.sent])), uintptr(wb.n-wb.sent), 0, 0, 0)
+		switch errno {
+		case 0:
+			wb.sent += int(r)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			wb.err = errno
+			return true
+		}
+	}
+	return true
 }
 
 // SetReadDeadline sets the time after which a waiting ReadFrame returns

@@ -8,8 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -242,6 +242,66 @@ func TestListenARPExchange(t *testing.T) {
 		}
 	})
 
+	t.Run("WriteFrames", func(t *testing.T) {
+		wrong := net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0x99}
+		bcast := v.request(t, nil, vethAddrB)
+		huge := append(bytes.Clone(bcast), make([]byte, 2000)...)
+		tests := []struct {
+			name    string
+			frames  [][]byte
+			sent    int
+			errText string // in the error, "" for none
+			errno   syscall.Errno
+			replies int
+		}{
+			{name: "four", frames: [][]byte{bcast, v.request(t, v.ifB.HardwareAddr, vethAddrB), v.request(t, wrong, vethAddrB), bcast},
+				sent: 4, replies: 3},
+			{name: "none", frames: nil},
+			{name: "one too long for the MTU", frames: [][]byte{bcast, bcast, huge, bcast},
+				sent: 2, errText: "arpprobe: write on va: frame longer than the interface's MTU: message too long", errno: unix.EMSGSIZE, replies: 2},
+			{name: "one too short", frames: [][]byte{bcast, bcast[:13], bcast},
+				sent: 1, errText: "shorter than an Ethernet header", replies: 1},
+			{name: "first too short", frames: [][]byte{nil, bcast},
+				sent: 0, errText: "frame of 0 bytes is shorter than an Ethernet header"},
+			{name: "more than a batch", frames: slices.Repeat([][]byte{bcast}, maxWriteBatch+maxWriteBatch/2),
+				sent: maxWriteBatch + maxWriteBatch/2, replies: maxWriteBatch + maxWriteBatch/2},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				n, err := c.WriteFrames(tt.frames)
+				if n != tt.sent {
+					t.Errorf("WriteFrames sent %d, want %d", n, tt.sent)
+				}
+				switch {
+				case tt.errText == "" && err != nil:
+					t.Errorf("WriteFrames: %v, want no error", err)
+				case tt.errText != "" && (err == nil || !strings.Contains(err.Error(), tt.errText)):
+					t.Errorf("WriteFrames: %v, want an error with %q", err, tt.errText)
+				case tt.errno != 0 && !errors.Is(err, tt.errno):
+					t.Errorf("WriteFrames: %v, want %v", err, tt.errno)
+				}
+				// The replies, and nothing more: a failed entry left no
+				// error in the socket for ReadFrame.
+				got := 0
+				if tt.replies > 0 {
+					frames, err := readUntil(t, c, 2*time.Second, func(b []byte) bool {
+						if replyFrom(vethAddrB)(b) {
+							got++
+						}
+						return got == tt.replies
+					})
+					if err != nil {
+						t.Fatalf("%d replies of %d, then %v (read %d frames)", got, tt.replies, err, len(frames))
+					}
+				}
+				frames, err := readUntil(t, c, 100*time.Millisecond, func([]byte) bool { return true })
+				if !os.IsTimeout(err) {
+					t.Errorf("after %d replies: read %d more frames, error %v; want a timeout", got, len(frames), err)
+				}
+			})
+		}
+	})
+
 	t.Run("no allocations", func(t *testing.T) {
 		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 			t.Fatal(err)
@@ -269,6 +329,30 @@ func TestListenARPExchange(t *testing.T) {
 		}
 		if allocs != 0 {
 			t.Errorf("%v allocations per request and reply, want 0", allocs)
+		}
+
+		reqs := [][]byte{req, req, req, req}
+		allocs = testing.AllocsPerRun(100, func() {
+			if n, err := c.WriteFrames(reqs); err != nil {
+				failed = fmt.Errorf("WriteFrames: %d sent: %v", n, err)
+				return
+			}
+			for range reqs {
+				n, err := c.ReadFrame(buf)
+				if err != nil {
+					failed = err
+					return
+				}
+				if r := parseFrame(buf[:n], &f); r != DropNone {
+					failed = fmt.Errorf("reply dropped: %v", r)
+				}
+			}
+		})
+		if failed != nil {
+			t.Fatal(failed)
+		}
+		if allocs != 0 {
+			t.Errorf("%v allocations per WriteFrames of 4 requests and 4 reads, want 0", allocs)
 		}
 	})
 
@@ -666,47 +750,53 @@ func TestListenARPPermission(t *testing.T) {
 
 // BenchmarkExchange measures request/reply exchanges through one socket
 // on a veth, with a window of requests outstanding: one goroutine writes,
-// one reads. Each op is one exchange; allocs/op counts both frames.
+// one reads. Each op is one exchange; allocs/op counts both frames. The
+// writer sends one WriteFrame per request ("frame"), or as many requests
+// as the window has room for with one WriteFrames ("frames").
+//
+//	go test -run '^$' -bench Exchange -benchtime 3s ./arpprobe/
 func BenchmarkExchange(b *testing.B) {
-	for _, bc := range []struct {
-		name    string
-		unicast bool
-		window  int
-	}{
-		{"broadcast/window=1", false, 1},
-		{"broadcast/window=64", false, 64},
-		{"unicast/window=1", true, 1},
-		{"unicast/window=64", true, 64},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			v := newVeth(b)
-			c := listenIn(b, v.a, v.ifA, ListenConfig{})
-			var dst net.HardwareAddr
-			if bc.unicast {
-				dst = v.ifB.HardwareAddr
+	for _, cast := range []string{"broadcast", "unicast"} {
+		for _, bc := range []struct {
+			window int
+			batch  bool
+		}{{1, false}, {64, false}, {64, true}} {
+			name := fmt.Sprintf("%s/window=%d/frame", cast, bc.window)
+			if bc.batch {
+				name = fmt.Sprintf("%s/window=%d/frames", cast, bc.window)
 			}
-			req := v.request(b, dst, vethAddrB)
-			benchExchange(b, c, req, bc.window)
-		})
+			b.Run(name, func(b *testing.B) {
+				v := newVeth(b)
+				c := listenIn(b, v.a, v.ifA, ListenConfig{})
+				var dst net.HardwareAddr
+				if cast == "unicast" {
+					dst = v.ifB.HardwareAddr
+				}
+				benchExchange(b, c, v.request(b, dst, vethAddrB), bc.window, bc.batch)
+			})
+		}
 	}
 }
 
-func benchExchange(b *testing.B, c FrameConn, req []byte, window int) {
-	// One token per exchange that may start; the reader returns one per
-	// reply. A token not returned within lostAfter counts as lost.
+func benchExchange(b *testing.B, c *packetConn, req []byte, window int, batch bool) {
+	// A token per exchange that may start; the reader puts one back per
+	// reply. A token not back within lostAfter counts as lost.
 	const lostAfter = 100 * time.Millisecond
 	tokens := make(chan struct{}, window)
 	for range window {
 		tokens <- struct{}{}
 	}
+	reqs := make([][]byte, window)
+	for i := range reqs {
+		reqs[i] = req
+	}
 	var received, lost atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
 	var readErr error
+	done := make(chan struct{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		buf := make([]byte, maxFrameBuffer)
 		var f Frame
 		for {
@@ -728,7 +818,9 @@ func benchExchange(b *testing.B, c FrameConn, req []byte, window int) {
 		}
 	}()
 	timer := time.NewTimer(lostAfter)
-	for i := 0; i < b.N; i++ {
+	for sent := 0; sent < b.N; {
+		// Wait for one token, then take what else is there.
+		k := 0
 		select {
 		case <-tokens:
 		default:
@@ -739,9 +831,22 @@ func benchExchange(b *testing.B, c FrameConn, req []byte, window int) {
 				lost.Add(1)
 			}
 		}
-		if err := c.WriteFrame(req); err != nil {
+		for k = 1; batch && k < window && sent+k < b.N; k++ {
+			select {
+			case <-tokens:
+				continue
+			default:
+			}
+			break
+		}
+		if batch {
+			if n, err := c.WriteFrames(reqs[:k]); err != nil {
+				b.Fatalf("WriteFrames: %d of %d sent: %v", n, k, err)
+			}
+		} else if err := c.WriteFrame(req); err != nil {
 			b.Fatalf("WriteFrame: %v", err)
 		}
+		sent += k
 	}
 	// Wait for the last replies.
 	deadline := time.Now().Add(time.Second)
@@ -750,7 +855,7 @@ func benchExchange(b *testing.B, c FrameConn, req []byte, window int) {
 	}
 	b.StopTimer()
 	c.Close()
-	wg.Wait()
+	<-done
 	if readErr != nil {
 		b.Fatalf("ReadFrame: %v", readErr)
 	}
