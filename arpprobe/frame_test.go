@@ -122,6 +122,7 @@ func TestParseFrame(t *testing.T) {
 		{name: "802.1Q tagged reply 46 bytes", frame: tag(reply[:42], etherTypeVLAN, 7), want: withVLAN(wantReply, 7)},
 		{name: "802.1ad tagged request", frame: tag(request, etherTypeQinQ, 100), want: withVLAN(wantRequest, 100)},
 		{name: "802.1Q priority tag (VLAN 0)", frame: tag(reply, etherTypeVLAN, 0x2000), want: wantReply},
+		{name: "802.1Q tag with priority 7 and DEI", frame: tag(reply, etherTypeVLAN, 0xf000|4094), want: withVLAN(wantReply, 4094)},
 
 		{name: "empty", frame: nil, drop: DropShort},
 		{name: "Ethernet header only", frame: reply[:14], drop: DropShort},
@@ -361,6 +362,7 @@ func FuzzParseFrame(f *testing.F) {
 		request[:42],
 		append(bytes.Clone(reply), 0xde, 0xad, 0xbe, 0xef),
 		tag(reply, etherTypeVLAN, 42),
+		tag(reply, etherTypeVLAN, 0x1000|42),
 		tag(request[:42], etherTypeQinQ, 4095),
 		tag(tag(reply, etherTypeVLAN, 7), etherTypeQinQ, 8),
 		edit(reply, func(b []byte) { b[19] = 16 }),
