@@ -53,8 +53,8 @@ func ListenARP(ifi *net.Interface) (FrameConn, error) {
 // before they are queued, so nothing else costs a wake-up. Frames sent
 // through the socket are not received by it.
 //
-// The FrameConn returned also implements FrameConnStats. Its ReadFrame and
-// WriteFrame do not allocate. Its errors are net.Errors: a deadline gives
+// The FrameConn returned also implements FrameConnStats and BatchWriter.
+// Its ReadFrame, WriteFrame and WriteFrames do not allocate. Its errors are net.Errors: a deadline gives
 // one for which os.IsTimeout is true; after Close, errors.Is(err,
 // net.ErrClosed) is true. When ifi goes down, ReadFrame returns an error
 // wrapping syscall.ENETDOWN once, then waits for frames again (the
@@ -108,9 +108,10 @@ func listenError(ifi *net.Interface, err error) error {
 //
 // Reads and writes go through the socket's syscall.RawConn, so they wait
 // in the runtime's netpoller and honour deadlines, with callbacks built
-// once in newPacketConn: ReadFrame and WriteFrame pass their buffer and
-// get their result through fields, which is why each of them may be used
-// by only one goroutine at a time (as FrameConn says).
+// once in newPacketConn: ReadFrame, WriteFrame and WriteFrames pass their
+// buffers and get their results through fields, which is why reading, and
+// writing, may each be done by only one goroutine at a time (as FrameConn
+// says).
 type packetConn struct {
 	pc     *packet.Conn
 	rc     syscall.RawConn
