@@ -191,7 +191,7 @@ func (ns *NS) LinkMAC(link string) (net.HardwareAddr, error) {
 }
 
 // SetMAC changes the hardware address of link, as a host whose network
-// card was replaced. The kernel allows it while the link is up.
+// card was replaced. A veth accepts the change while it is up.
 func (ns *NS) SetMAC(link string, mac net.HardwareAddr) error {
 	l, err := ns.link(link)
 	if err != nil {
