@@ -2,7 +2,6 @@ package arpprobe
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -94,7 +93,7 @@ func (l *link) deliver(f *Frame, now time.Time) {
 func (l *link) fail(err error) {
 	l.mu.Lock()
 	if l.err == nil {
-		l.err = fmt.Errorf("arpprobe: read on %s: %w", l.name, err)
+		l.err = err // the conn's errors name the operation and interface
 	}
 	var all []*peerProbe
 	for _, pps := range l.pending {
