@@ -68,10 +68,11 @@ const (
 	DropOpcode                 // neither request nor reply
 	DropSender                 // sender MAC broadcast, multicast or all-zero
 	DropUnsolicited            // a reply about an address nobody asked about
+	DropVLAN                   // tagged with a VLAN ID: for a VLAN other than the interface's
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"none", "short", "not-arp", "format", "opcode", "sender", "unsolicited"}
+var dropNames = [numDropReasons]string{"none", "short", "not-arp", "format", "opcode", "sender", "unsolicited", "vlan"}
 
 // String returns a short name for the reason, as used in reports.
 func (r DropReason) String() string {

@@ -196,7 +196,8 @@ func TestDropReasonString(t *testing.T) {
 		{DropOpcode, "opcode"},
 		{DropSender, "sender"},
 		{DropUnsolicited, "unsolicited"},
-		{numDropReasons, "drop(7)"},
+		{DropVLAN, "vlan"},
+		{numDropReasons, "drop(8)"},
 		{200, "drop(200)"},
 	}
 	for _, tt := range tests {

@@ -60,6 +60,11 @@ func (l *link) readLoop() {
 		now := time.Now()
 		l.received.Add(1)
 		r := parseFrame(buf[:n], &f)
+		if r == DropNone && f.VLAN != 0 {
+			// The kernel hands a socket its interface's frames untagged;
+			// a tag left in the data belongs to another VLAN's LAN.
+			r = DropVLAN
+		}
 		if l.tap != nil {
 			l.tap(TapEvent{Ifindex: l.ifindex, Time: now, Frame: buf[:n], Parsed: &f, Drop: r})
 		}

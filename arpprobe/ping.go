@@ -299,7 +299,7 @@ func (p *pinger) read() {
 		}
 		now := time.Now()
 		var f Frame
-		if parseFrame(buf[:n], &f) != DropNone || f.Op != opReply ||
+		if parseFrame(buf[:n], &f) != DropNone || f.VLAN != 0 || f.Op != opReply ||
 			f.SenderIP != p.cfg.Target || f.TargetIP != src {
 			continue
 		}
