@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +211,56 @@ func nsFDs(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// -hold keeps the broken LAN up, prints a way into the client's namespace
+// that works while it waits, and tears everything down when cancelled.
+func TestHold(t *testing.T) {
+	netns.Require(t)
+	fds := nsFDs(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := hold(ctx, w)
+		w.CloseWithError(err)
+		done <- err
+	}()
+
+	var nsPath string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if m := regexp.MustCompile(`nsenter --net=(/proc/\d+/task/\d+/ns/net) arpcheck verify`).FindStringSubmatch(sc.Text()); m != nil {
+			nsPath = m[1]
+			break
+		}
+	}
+	if nsPath == "" {
+		t.Fatalf("hold printed no nsenter line (%v)", sc.Err())
+	}
+	go io.Copy(io.Discard, r)
+	inside, err := os.Readlink(nsPath)
+	if err != nil {
+		t.Fatalf("the printed namespace path: %v", err)
+	}
+	ours, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside == ours || !strings.HasPrefix(inside, "net:[") {
+		t.Errorf("%s is %s; want a network namespace other than ours (%s)", nsPath, inside, ours)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("hold: %v", err)
+	}
+	if got := nsFDs(t); got != fds {
+		t.Errorf("after hold: %d namespace fds open; want %d", got, fds)
+	}
+	// The parked thread has left the namespace (back in ours, or gone).
+	if now, err := os.Readlink(nsPath); err == nil && now == inside {
+		t.Errorf("%s is still in the LAN's namespace after hold returned", nsPath)
+	}
 }
