@@ -6,22 +6,23 @@ import (
 	"time"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
 )
 
 // goalSuite is every lab the performance goals name (issue 4), with the
 // tools each goal compares.
 var goalSuite = []scenario{
 	// Goals 1 and 2, and the other tools for the table.
-	{cfg: labConfig{N: 1000, Dead: 10, Stale: 5},
+	{cfg: lab.Config{N: 1000, Dead: 10, Stale: 5},
 		tools: []string{"arpcheck", "arpcheck-fast", "arp-scan", "arp-scan-fast", "arping-64", "arping-seq"}},
 	// Goal 3: a healthy table costs no broadcast.
-	{cfg: labConfig{N: 4000}, tools: []string{"arpcheck", "arp-scan-fast"}},
+	{cfg: lab.Config{N: 4000}, tools: []string{"arpcheck", "arp-scan-fast"}},
 	// Goal 4.
-	{cfg: labConfig{N: 4000, Dead: 10}, tools: []string{"arpcheck", "arp-scan", "arp-scan-fast"}},
+	{cfg: lab.Config{N: 4000, Dead: 10}, tools: []string{"arpcheck", "arp-scan", "arp-scan-fast"}},
 	// Goal 5: 50,000 peers from a file, every one cached (see README).
-	{cfg: labConfig{N: 50000}, tools: []string{"arpcheck"}},
+	{cfg: lab.Config{N: 50000}, tools: []string{"arpcheck"}},
 	// Goal 7: the run every minute.
-	{cfg: labConfig{N: 1}, tools: []string{"arpcheck"}},
+	{cfg: lab.Config{N: 1}, tools: []string{"arpcheck"}},
 }
 
 // defaultWait is how long arpcheck's defaults wait for a silent peer

@@ -7,14 +7,14 @@
 //	sudo go run ./examples/benchlab -n 1000 -dead 10 -stale 5 -runs 5
 //	sudo go run ./examples/benchlab -suite     # every lab of the performance goals
 //
-// The lab (lab.go): a prober namespace with lan0 198.18.0.1/16, a veth to
+// The lab (package lab): a prober namespace with lan0 198.18.0.1/16, a veth to
 // a peers namespace where each live peer is a macvlan with its own MAC
 // and address; dead peers have no macvlan. The prober's cache holds an
 // entry for each peer (STALE, NTF_EXT_LEARNED: these do not count
 // towards the host-wide ARP table limits): the owner's MAC, a wrong MAC
 // (stale) or one nobody has (dead). It is seeded again before every run.
 // An nft rule in the peers' namespace turns each broadcast request into a
-// unicast to the owner's MAC (-rewrite, on by default; see lab.go for
+// unicast to the owner's MAC (-rewrite, on by default; see package lab for
 // why); counters on the peers' side count the requests before that rule.
 //
 // It needs root and, for the other tools, arp-scan, iputils-arping and
@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
 
@@ -98,7 +99,7 @@ func toolNames() string {
 
 // scenario is one lab and the tools run on it.
 type scenario struct {
-	cfg   labConfig
+	cfg   lab.Config
 	tools []string
 }
 
@@ -115,14 +116,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 	if o.hold {
-		return hold(ctx, labConfig{N: o.n, Dead: o.dead, Stale: o.stale, Rewrite: o.rewrite, Log: logf}, stdout)
+		return hold(ctx, lab.Config{N: o.n, Dead: o.dead, Stale: o.stale, Rewrite: o.rewrite, Log: logf}, stdout)
 	}
 	var scenarios []scenario
 	if o.suite {
 		scenarios = goalSuite
 	} else {
 		scenarios = []scenario{{
-			cfg:   labConfig{N: o.n, Dead: o.dead, Stale: o.stale},
+			cfg:   lab.Config{N: o.n, Dead: o.dead, Stale: o.stale},
 			tools: strings.Split(o.tools, ","),
 		}}
 	}
@@ -187,12 +188,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 // interleaved (one run of each tool, then the next round), and removes
 // the lab.
 func runScenario(ctx context.Context, sc scenario, o options, e *env, logf func(string, ...any)) (rs []*result, err error) {
-	l, err := buildLab(ctx, sc.cfg)
+	l, err := lab.Build(ctx, sc.cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, l.Close()) }()
-	if err := writePeers(e.peersFile, l.peers); err != nil {
+	if err := writePeers(e.peersFile, l.Peers); err != nil {
 		return nil, err
 	}
 	for _, name := range sc.tools {
@@ -218,10 +219,10 @@ func runScenario(ctx context.Context, sc scenario, o options, e *env, logf func(
 
 // writePeers writes the lab's addresses, one a line, for every tool's
 // --peers, --file or xargs.
-func writePeers(path string, peers []peer) error {
+func writePeers(path string, peers []lab.Peer) error {
 	var b strings.Builder
 	for _, p := range peers {
-		b.WriteString(p.ip.String())
+		b.WriteString(p.IP.String())
 		b.WriteByte('\n')
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
@@ -246,20 +247,20 @@ func goBuild(ctx context.Context, out, pkg string) error {
 
 // hold builds and seeds a lab and keeps it until ctx is done, for
 // looking around with ip, nft and the tools by hand.
-func hold(ctx context.Context, cfg labConfig, w io.Writer) (err error) {
-	l, err := buildLab(ctx, cfg)
+func hold(ctx context.Context, cfg lab.Config, w io.Writer) (err error) {
+	l, err := lab.Build(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, l.Close()) }()
-	if err := l.seed(); err != nil {
+	if err := l.Seed(); err != nil {
 		return err
 	}
 	// A process in each namespace gives it a name nsenter understands.
 	var pids []int
-	for _, ns := range []*netns.NS{l.prober, l.peersNS} {
+	for _, ns := range []*netns.NS{l.Prober, l.PeersNS} {
 		cmd := exec.Command("sleep", "infinity")
-		if err := startIn(ns, cmd); err != nil {
+		if err := lab.StartIn(ns, cmd); err != nil {
 			return err
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()

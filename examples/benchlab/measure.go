@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
 )
 
 // sample is one run of one tool.
@@ -18,21 +20,21 @@ type sample struct {
 	wall    time.Duration
 	cpu     time.Duration // user + system time of the process and the children it waited for
 	maxRSS  int64         // bytes: the largest resident set of the process or of one of its children
-	frames  frames
+	frames  lab.Frames
 	verdict verdict
 }
 
 // runOnce re-seeds the lab's cache, runs t once inside the prober's
 // namespace and measures it (see measureChild), with the requests the
 // peers' namespace received meanwhile.
-func runOnce(ctx context.Context, l *lab, e *env, t tool) (sample, error) {
-	if err := l.seed(); err != nil {
+func runOnce(ctx context.Context, l *lab.Lab, e *env, t tool) (sample, error) {
+	if err := l.Seed(); err != nil {
 		return sample{}, err
 	}
 	// Let anything still in flight from the previous run arrive before
 	// the counters start.
 	time.Sleep(50 * time.Millisecond)
-	if _, err := l.count.take(); err != nil {
+	if _, err := l.Requests(); err != nil {
 		return sample{}, err
 	}
 	bin := t.bin
@@ -47,7 +49,7 @@ func runOnce(ctx context.Context, l *lab, e *env, t tool) (sample, error) {
 		return sample{}, fmt.Errorf("%s: exit %d: %s", t.name, m.ExitCode, firstLine(string(stderr)))
 	}
 	// The requests have all been sent once the process is gone.
-	f, err := l.count.take()
+	f, err := l.Requests()
 	if err != nil {
 		return sample{}, err
 	}
@@ -72,7 +74,7 @@ type measurement struct {
 // measure runs argv inside the prober's namespace through the rusage
 // helper, and returns the measurement with argv's output. (Why a helper:
 // see internal/rusage.)
-func measure(ctx context.Context, l *lab, e *env, argv []string) (m measurement, stdout, stderr []byte, err error) {
+func measure(ctx context.Context, l *lab.Lab, e *env, argv []string) (m measurement, stdout, stderr []byte, err error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return m, nil, nil, err
@@ -82,7 +84,7 @@ func measure(ctx context.Context, l *lab, e *env, argv []string) (m measurement,
 	cmd := exec.CommandContext(ctx, e.rusage, argv...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	cmd.ExtraFiles = []*os.File{w} // fd 3
-	err = startIn(l.prober, cmd)
+	err = lab.StartIn(l.Prober, cmd)
 	w.Close()
 	if err != nil {
 		return m, nil, nil, err
@@ -111,7 +113,7 @@ func firstLine(s string) string {
 // result is a row of the table: one tool on one lab, over several runs.
 type result struct {
 	tool    tool
-	cfg     labConfig
+	cfg     lab.Config
 	samples []sample
 }
 
@@ -157,7 +159,7 @@ func (r *result) peakRSS() int64 {
 }
 
 // medianFrames returns the median of each frame count.
-func (r *result) medianFrames() frames {
+func (r *result) medianFrames() lab.Frames {
 	b := make([]uint64, len(r.samples))
 	u := make([]uint64, len(r.samples))
 	for i, s := range r.samples {
@@ -165,7 +167,7 @@ func (r *result) medianFrames() frames {
 	}
 	slices.Sort(b)
 	slices.Sort(u)
-	return frames{Broadcast: b[len(b)/2], Unicast: u[len(u)/2]}
+	return lab.Frames{Broadcast: b[len(b)/2], Unicast: u[len(u)/2]}
 }
 
 func (r *result) maxBroadcast() uint64 {

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
 )
 
 // A tool is one row of the table: a command line run inside the prober's
@@ -28,7 +30,7 @@ type tool struct {
 	argv func(e *env) []string
 	// check compares the output with the truth and says whether it is
 	// right, in a few words.
-	check func(l *lab, stdout []byte, exitCode int) verdict
+	check func(l *lab.Lab, stdout []byte, exitCode int) verdict
 	// slow marks tools that take minutes at N=1000 (-slow-runs applies).
 	slow bool
 }
@@ -84,7 +86,7 @@ var tools = []tool{
 		label: "arp-scan --file (defaults)",
 		bin:   "arp-scan",
 		argv: func(e *env) []string {
-			return []string{"-I", proberIface, "--quiet", "--plain", "--file=" + e.peersFile}
+			return []string{"-I", lab.ProberIface, "--quiet", "--plain", "--file=" + e.peersFile}
 		},
 		check: checkOwners(arpScanLine),
 	},
@@ -93,7 +95,7 @@ var tools = []tool{
 		label: "arp-scan --file --bandwidth=10M --retry=1 --timeout=100",
 		bin:   "arp-scan",
 		argv: func(e *env) []string {
-			return []string{"-I", proberIface, "--quiet", "--plain", "--file=" + e.peersFile,
+			return []string{"-I", lab.ProberIface, "--quiet", "--plain", "--file=" + e.peersFile,
 				"--bandwidth=10M", "--retry=1", "--timeout=100"}
 		},
 		check: checkOwners(arpScanLine),
@@ -103,7 +105,7 @@ var tools = []tool{
 		label: "arping -c 1 -w 1, 64 in parallel (xargs -P 64)",
 		bin:   "xargs",
 		argv: func(e *env) []string {
-			return []string{"-a", e.peersFile, "-n", "1", "-P", "64", "arping", "-I", proberIface, "-c", "1", "-w", "1"}
+			return []string{"-a", e.peersFile, "-n", "1", "-P", "64", "arping", "-I", lab.ProberIface, "-c", "1", "-w", "1"}
 		},
 		check: checkOwners(arpingLine),
 	},
@@ -112,7 +114,7 @@ var tools = []tool{
 		label: "arping -c 1 -w 1, one after another",
 		bin:   "xargs",
 		argv: func(e *env) []string {
-			return []string{"-a", e.peersFile, "-n", "1", "arping", "-I", proberIface, "-c", "1", "-w", "1"}
+			return []string{"-a", e.peersFile, "-n", "1", "arping", "-I", lab.ProberIface, "-c", "1", "-w", "1"}
 		},
 		check: checkOwners(arpingLine),
 		slow:  true,
@@ -144,22 +146,22 @@ func (t tool) available() error {
 // checkArpcheck compares the verdicts of an arpcheck JSON report with the
 // truth: healthy ok, stale stale, dead dead; and the exit status with
 // what CLI.md says it must be for them.
-func checkArpcheck(l *lab, out []byte, code int) verdict {
-	return compareVerdicts(l, out, code, func(p peer) string { return p.kind.verdict() })
+func checkArpcheck(l *lab.Lab, out []byte, code int) verdict {
+	return compareVerdicts(l, out, code, func(p lab.Peer) string { return p.Kind.Verdict() })
 }
 
 // checkArpcheckNever: with --broadcast never a stale peer's owner is never
 // asked, so it is dead to arpcheck (its cached MAC is silent).
-func checkArpcheckNever(l *lab, out []byte, code int) verdict {
-	return compareVerdicts(l, out, code, func(p peer) string {
-		if p.kind == stale {
+func checkArpcheckNever(l *lab.Lab, out []byte, code int) verdict {
+	return compareVerdicts(l, out, code, func(p lab.Peer) string {
+		if p.Kind == lab.Stale {
 			return "dead"
 		}
-		return p.kind.verdict()
+		return p.Kind.Verdict()
 	})
 }
 
-func compareVerdicts(l *lab, out []byte, code int, want func(peer) string) verdict {
+func compareVerdicts(l *lab.Lab, out []byte, code int, want func(lab.Peer) string) verdict {
 	var rep struct {
 		Peers []struct {
 			IP      string `json:"ip"`
@@ -177,7 +179,7 @@ func compareVerdicts(l *lab, out []byte, code int, want func(peer) string) verdi
 	}
 	wrong, first := 0, ""
 	worst := 0
-	for _, p := range l.peers {
+	for _, p := range l.Peers {
 		w := want(p)
 		switch w {
 		case "dead":
@@ -185,16 +187,16 @@ func compareVerdicts(l *lab, out []byte, code int, want func(peer) string) verdi
 		case "stale":
 			worst = 2
 		}
-		if g := got[p.ip]; g != w {
+		if g := got[p.IP]; g != w {
 			if wrong == 0 {
-				first = fmt.Sprintf("%s: %q, want %q", p.ip, g, w)
+				first = fmt.Sprintf("%s: %q, want %q", p.IP, g, w)
 			}
 			wrong++
 		}
 	}
 	switch {
 	case wrong > 0:
-		return verdict{note: fmt.Sprintf("%d of %d verdicts wrong (%s)", wrong, len(l.peers), first)}
+		return verdict{note: fmt.Sprintf("%d of %d verdicts wrong (%s)", wrong, len(l.Peers), first)}
 	case code != worst:
 		return verdict{note: fmt.Sprintf("exit %d, want %d", code, worst)}
 	}
@@ -212,8 +214,8 @@ var (
 // checkOwners checks a tool that reports who answered and compares
 // nothing: right when every live peer's owner, and nobody else, answered.
 // Telling a stale entry from a good one is left to the user.
-func checkOwners(line *regexp.Regexp) func(*lab, []byte, int) verdict {
-	return func(l *lab, out []byte, _ int) verdict {
+func checkOwners(line *regexp.Regexp) func(*lab.Lab, []byte, int) verdict {
+	return func(l *lab.Lab, out []byte, _ int) verdict {
 		seen := make(map[netip.Addr][]string)
 		sc := bufio.NewScanner(bytes.NewReader(out))
 		for sc.Scan() {
@@ -231,14 +233,14 @@ func checkOwners(line *regexp.Regexp) func(*lab, []byte, int) verdict {
 			}
 		}
 		live, found, wrong := 0, 0, 0
-		for _, p := range l.peers {
-			macs := seen[p.ip]
+		for _, p := range l.Peers {
+			macs := seen[p.IP]
 			switch {
-			case p.owner == nil:
+			case p.Owner == nil:
 				if len(macs) > 0 {
 					wrong++
 				}
-			case len(macs) == 1 && macs[0] == p.owner.String():
+			case len(macs) == 1 && macs[0] == p.Owner.String():
 				live++
 				found++
 			default:

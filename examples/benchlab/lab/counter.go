@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"errors"
@@ -12,9 +12,9 @@ import (
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
 
-// frames is what a run sent into the peers' namespace: ARP requests, by
-// destination.
-type frames struct {
+// Frames counts what a run sent into the peers' namespace: ARP requests,
+// by destination.
+type Frames struct {
 	Broadcast, Unicast uint64
 }
 
@@ -103,17 +103,17 @@ func requestFilter(broadcast bool) ([]bpf.RawInstruction, error) {
 
 // take returns the requests counted since the last call, and starts
 // counting afresh (reading PACKET_STATISTICS resets it).
-func (fc *frameCounter) take() (frames, error) {
+func (fc *frameCounter) take() (Frames, error) {
 	b, err := fc.bcast.Stats()
 	if err != nil {
-		return frames{}, fmt.Errorf("lab: read frame counter: %w", err)
+		return Frames{}, fmt.Errorf("lab: read frame counter: %w", err)
 	}
 	u, err := fc.ucast.Stats()
 	if err != nil {
-		return frames{}, fmt.Errorf("lab: read frame counter: %w", err)
+		return Frames{}, fmt.Errorf("lab: read frame counter: %w", err)
 	}
 	// tp_packets counts every frame the filter accepted, dropped or not.
-	return frames{Broadcast: uint64(b.Packets), Unicast: uint64(u.Packets)}, nil
+	return Frames{Broadcast: uint64(b.Packets), Unicast: uint64(u.Packets)}, nil
 }
 
 func (fc *frameCounter) Close() error {
@@ -125,3 +125,7 @@ func (fc *frameCounter) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Requests returns the ARP requests the peers' namespace received since
+// the last call (or since Build), and starts counting afresh.
+func (l *Lab) Requests() (Frames, error) { return l.count.take() }

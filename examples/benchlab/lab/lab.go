@@ -1,4 +1,8 @@
-package main
+// Package lab builds the benchmark lab of arpcheck in throw-away network
+// namespaces: a prober and N peers, each with its own MAC, some dead and
+// some stale in the prober's cache. benchlab runs the tools on it; the
+// arpprobe benchmarks probe it in-process. It needs root.
+package lab
 
 import (
 	"context"
@@ -31,7 +35,8 @@ import (
 // no macvlan. The prober's cache holds an entry for every peer: the
 // owner's MAC (healthy), another MAC (stale) or a MAC nobody has (dead).
 const (
-	proberIface = "lan0"
+	// ProberIface is the prober's interface, in Lab.Prober.
+	ProberIface = "lan0"
 	trunkIface  = "trunk"
 	// firstPeerIndex is the interface index the first macvlan asks for;
 	// choosing indexes spares a lookup per link.
@@ -39,36 +44,41 @@ const (
 )
 
 var (
-	labPrefix = netip.MustParsePrefix("198.18.0.1/16")
-	proberMAC = net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}
+	// Prefix is the prober's address and the lab's subnet; the peers
+	// have the addresses after the prober's.
+	Prefix = netip.MustParsePrefix("198.18.0.1/16")
+	// ProberMAC is the MAC of ProberIface.
+	ProberMAC = net.HardwareAddr{0x02, 0x00, 0x00, 0x00, 0x00, 0x01}
 )
 
-// maxPeers is how many addresses the lab's /16 has room for.
-const maxPeers = 65000
+// MaxPeers is how many peers the lab's /16 has room for.
+const MaxPeers = 65000
 
-// kind is what a peer is, the lab's ground truth.
-type kind uint8
+// Kind is what a peer is: the lab's ground truth.
+type Kind uint8
 
+// The kinds of peers.
 const (
-	healthy kind = iota // cached with its owner's MAC: verdict ok
-	stale               // cached with another MAC; the owner answers: stale
-	dead                // cached; nobody has the address: dead
+	Healthy Kind = iota // cached with its owner's MAC: verdict ok
+	Stale               // cached with another MAC; the owner answers: stale
+	Dead                // cached; nobody has the address: dead
 )
 
-var kindVerdicts = [...]string{healthy: "ok", stale: "stale", dead: "dead"}
+var kindVerdicts = [...]string{Healthy: "ok", Stale: "stale", Dead: "dead"}
 
-func (k kind) verdict() string { return kindVerdicts[k] }
+// Verdict returns the verdict arpcheck must give a peer of this kind.
+func (k Kind) Verdict() string { return kindVerdicts[k] }
 
-// peer is one address of the lab.
-type peer struct {
-	ip     netip.Addr
-	kind   kind
-	owner  net.HardwareAddr // nil for a dead peer
-	cached net.HardwareAddr // what the prober's cache holds
+// Peer is one address of the lab.
+type Peer struct {
+	IP     netip.Addr
+	Kind   Kind
+	Owner  net.HardwareAddr // nil for a dead peer
+	Cached net.HardwareAddr // what the prober's cache holds
 }
 
-// labConfig says what to build.
-type labConfig struct {
+// Config says what to build.
+type Config struct {
 	N           int
 	Dead, Stale float64 // percent of N
 	// Rewrite turns each broadcast request arriving in the peers'
@@ -78,13 +88,16 @@ type labConfig struct {
 	Log     func(format string, args ...any)
 }
 
-// lab is a built lab. Close removes everything.
-type lab struct {
-	cfg     labConfig
-	prober  *netns.NS
-	peersNS *netns.NS
-	peers   []peer
-	count   *frameCounter
+// Lab is a built lab. Close removes everything.
+type Lab struct {
+	Config Config
+	// Prober is the prober's namespace, with ProberIface.
+	Prober *netns.NS
+	// PeersNS is the namespace of the peers' macvlans.
+	PeersNS *netns.NS
+	// Peers are the lab's addresses, in order.
+	Peers []Peer
+	count *frameCounter
 }
 
 // peerMACs: 02:bb:.. owners, 02:cc:.. the wrong MAC a stale entry holds,
@@ -97,35 +110,35 @@ func peerMAC(prefix byte, i int) net.HardwareAddr {
 // plan returns the lab's peers: addresses from 198.18.0.2 up, with the
 // dead and stale ones spread over the range by a fixed shuffle, so every
 // run of the program builds the same lab.
-func plan(cfg labConfig) []peer {
+func plan(cfg Config) []Peer {
 	nDead := int(float64(cfg.N)*cfg.Dead/100 + 0.5)
 	nStale := int(float64(cfg.N)*cfg.Stale/100 + 0.5)
-	kinds := make([]kind, cfg.N)
+	kinds := make([]Kind, cfg.N)
 	for i := range kinds {
 		switch {
 		case i < nDead:
-			kinds[i] = dead
+			kinds[i] = Dead
 		case i < nDead+nStale:
-			kinds[i] = stale
+			kinds[i] = Stale
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 
-	base := labPrefix.Addr().Next()
-	peers := make([]peer, cfg.N)
+	base := Prefix.Addr().Next()
+	peers := make([]Peer, cfg.N)
 	a := base
 	for i := range peers {
-		p := peer{ip: a, kind: kinds[i]}
-		switch p.kind {
-		case healthy:
-			p.owner = peerMAC(0xbb, i)
-			p.cached = p.owner
-		case stale:
-			p.owner = peerMAC(0xbb, i)
-			p.cached = peerMAC(0xcc, i)
-		case dead:
-			p.cached = peerMAC(0xdd, i)
+		p := Peer{IP: a, Kind: kinds[i]}
+		switch p.Kind {
+		case Healthy:
+			p.Owner = peerMAC(0xbb, i)
+			p.Cached = p.Owner
+		case Stale:
+			p.Owner = peerMAC(0xbb, i)
+			p.Cached = peerMAC(0xcc, i)
+		case Dead:
+			p.Cached = peerMAC(0xdd, i)
 		}
 		peers[i] = p
 		a = a.Next()
@@ -133,11 +146,11 @@ func plan(cfg labConfig) []peer {
 	return peers
 }
 
-// buildLab builds the lab. On error nothing is left behind; otherwise the
-// caller must Close it.
-func buildLab(ctx context.Context, cfg labConfig) (*lab, error) {
-	if cfg.N < 1 || cfg.N > maxPeers {
-		return nil, fmt.Errorf("lab: %d peers; want 1 to %d", cfg.N, maxPeers)
+// Build builds the lab, in about a millisecond a peer. On error nothing
+// is left behind; otherwise the caller must Close the lab.
+func Build(ctx context.Context, cfg Config) (*Lab, error) {
+	if cfg.N < 1 || cfg.N > MaxPeers {
+		return nil, fmt.Errorf("lab: %d peers; want 1 to %d", cfg.N, MaxPeers)
 	}
 	if cfg.Dead < 0 || cfg.Stale < 0 || cfg.Dead+cfg.Stale > 100 {
 		return nil, fmt.Errorf("lab: %g%% dead and %g%% stale do not fit in 100%%", cfg.Dead, cfg.Stale)
@@ -145,23 +158,23 @@ func buildLab(ctx context.Context, cfg labConfig) (*lab, error) {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	l := &lab{cfg: cfg, peers: plan(cfg)}
+	l := &Lab{Config: cfg, Peers: plan(cfg)}
 	if err := l.build(ctx); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
 	return l, nil
 }
 
-func (l *lab) build(ctx context.Context) error {
+func (l *Lab) build(ctx context.Context) error {
 	start := time.Now()
 	var err error
-	if l.prober, err = netns.New(); err != nil {
+	if l.Prober, err = netns.New(); err != nil {
 		return err
 	}
-	if l.peersNS, err = netns.New(); err != nil {
+	if l.PeersNS, err = netns.New(); err != nil {
 		return err
 	}
-	pr, ps := l.prober, l.peersNS
+	pr, ps := l.Prober, l.PeersNS
 	// arp_ignore=1: a peer answers only for addresses on the macvlan the
 	// request arrived on; arp_announce=2: its requests name that address.
 	for _, s := range []string{"all", "default"} {
@@ -175,12 +188,12 @@ func (l *lab) build(ctx context.Context) error {
 	// The veth first, up and running, so that each macvlan has a carrier
 	// from the start and the kernel activates its queue at once.
 	err = firstError(
-		func() error { return netns.Veth(pr, proberIface, ps, trunkIface) },
-		func() error { return pr.SetMAC(proberIface, proberMAC) },
-		func() error { return pr.AddAddr(proberIface, labPrefix) },
+		func() error { return netns.Veth(pr, ProberIface, ps, trunkIface) },
+		func() error { return pr.SetMAC(ProberIface, ProberMAC) },
+		func() error { return pr.AddAddr(ProberIface, Prefix) },
 		func() error { return ps.SetUp(trunkIface) },
-		func() error { return pr.SetUp(proberIface) },
-		func() error { return pr.WaitUp(ctx, proberIface) },
+		func() error { return pr.SetUp(ProberIface) },
+		func() error { return pr.WaitUp(ctx, ProberIface) },
 		func() error { return ps.WaitUp(ctx, trunkIface) },
 	)
 	if err != nil {
@@ -192,7 +205,7 @@ func (l *lab) build(ctx context.Context) error {
 	if err := l.waitPeers(ctx); err != nil {
 		return err
 	}
-	if l.cfg.Rewrite {
+	if l.Config.Rewrite {
 		if err := l.rewrite(ctx); err != nil {
 			return err
 		}
@@ -200,15 +213,16 @@ func (l *lab) build(ctx context.Context) error {
 	if l.count, err = newFrameCounter(ps, trunkIface); err != nil {
 		return err
 	}
-	l.cfg.Log("lab: %d peers (%d dead, %d stale) built in %.1f s",
-		len(l.peers), l.countKind(dead), l.countKind(stale), time.Since(start).Seconds())
+	l.Config.Log("lab: %d peers (%d dead, %d stale) built in %.1f s",
+		len(l.Peers), l.Count(Dead), l.Count(Stale), time.Since(start).Seconds())
 	return nil
 }
 
-func (l *lab) countKind(k kind) int {
+// Count returns how many peers are of kind k.
+func (l *Lab) Count(k Kind) int {
 	n := 0
-	for _, p := range l.peers {
-		if p.kind == k {
+	for _, p := range l.Peers {
+		if p.Kind == k {
 			n++
 		}
 	}
@@ -220,18 +234,18 @@ func (l *lab) countKind(k kind) int {
 // peer no ordinary entry, which would count towards the host-wide
 // gc_thresh). It talks to the kernel through the namespace's netlink
 // handle directly, a few round trips a peer.
-func (l *lab) addPeers(ctx context.Context) error {
-	h := l.peersNS.Handle()
+func (l *Lab) addPeers(ctx context.Context) error {
+	h := l.PeersNS.Handle()
 	trunk, err := h.LinkByName(trunkIface)
 	if err != nil {
 		return fmt.Errorf("lab: %s: %w", trunkIface, err)
 	}
 	last := time.Now()
-	for i, p := range l.peers {
+	for i, p := range l.Peers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p.owner == nil {
+		if p.Owner == nil {
 			continue
 		}
 		m := &netlink.Macvlan{
@@ -239,30 +253,30 @@ func (l *lab) addPeers(ctx context.Context) error {
 				Name:         fmt.Sprintf("m%d", i),
 				Index:        firstPeerIndex + i,
 				ParentIndex:  trunk.Attrs().Index,
-				HardwareAddr: p.owner,
+				HardwareAddr: p.Owner,
 				Flags:        net.FlagUp,
 			},
 			Mode: netlink.MACVLAN_MODE_PRIVATE,
 		}
 		if err := h.LinkAdd(m); err != nil {
-			return fmt.Errorf("lab: add macvlan for %s: %w", p.ip, err)
+			return fmt.Errorf("lab: add macvlan for %s: %w", p.IP, err)
 		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.ip.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.IP.AsSlice(), Mask: net.CIDRMask(32, 32)}}
 		if err := h.AddrAdd(m, addr); err != nil {
-			return fmt.Errorf("lab: address %s: %w", p.ip, err)
+			return fmt.Errorf("lab: address %s: %w", p.IP, err)
 		}
 		n := &netlink.Neigh{
 			LinkIndex:    m.Index,
 			Family:       netlink.FAMILY_V4,
 			State:        netlink.NUD_PERMANENT,
-			IP:           labPrefix.Addr().AsSlice(),
-			HardwareAddr: proberMAC,
+			IP:           Prefix.Addr().AsSlice(),
+			HardwareAddr: ProberMAC,
 		}
 		if err := h.NeighSet(n); err != nil {
-			return fmt.Errorf("lab: %s's entry for the prober: %w", p.ip, err)
+			return fmt.Errorf("lab: %s's entry for the prober: %w", p.IP, err)
 		}
 		if time.Since(last) > 5*time.Second {
-			l.cfg.Log("lab: %d of %d peers", i+1, len(l.peers))
+			l.Config.Log("lab: %d of %d peers", i+1, len(l.Peers))
 			last = time.Now()
 		}
 	}
@@ -272,11 +286,11 @@ func (l *lab) addPeers(ctx context.Context) error {
 // waitPeers waits until every macvlan is up and running (see
 // netns.NS.WaitUp: until then the kernel drops what it sends), with one
 // dump of the links every few milliseconds.
-func (l *lab) waitPeers(ctx context.Context) error {
-	want := len(l.peers) - l.countKind(dead)
+func (l *Lab) waitPeers(ctx context.Context) error {
+	want := len(l.Peers) - l.Count(Dead)
 	const running = unix.IFF_UP | unix.IFF_RUNNING
 	for {
-		links, err := l.peersNS.Handle().LinkList()
+		links, err := l.PeersNS.Handle().LinkList()
 		if err != nil {
 			return fmt.Errorf("lab: list links: %w", err)
 		}
@@ -297,28 +311,28 @@ func (l *lab) waitPeers(ctx context.Context) error {
 	}
 }
 
-// seed writes the prober's cache: one entry per peer, STALE with the
+// Seed writes the prober's cache: one entry per peer, STALE with the
 // NTF_EXT_LEARNED flag, which behaves like an ordinary entry but does not
 // count towards the host-wide gc_thresh limits (NOTES.md). A run heals
 // some entries (the kernel learns owners from the replies it sees), so
 // the lab seeds again before each measured run.
-func (l *lab) seed() error {
-	h := l.prober.Handle()
-	idx, err := l.prober.LinkIndex(proberIface)
+func (l *Lab) Seed() error {
+	h := l.Prober.Handle()
+	idx, err := l.Prober.LinkIndex(ProberIface)
 	if err != nil {
 		return err
 	}
-	for _, p := range l.peers {
+	for _, p := range l.Peers {
 		n := &netlink.Neigh{
 			LinkIndex:    idx,
 			Family:       netlink.FAMILY_V4,
 			State:        netlink.NUD_STALE,
 			Flags:        netlink.NTF_EXT_LEARNED,
-			IP:           p.ip.AsSlice(),
-			HardwareAddr: p.cached,
+			IP:           p.IP.AsSlice(),
+			HardwareAddr: p.Cached,
 		}
 		if err := h.NeighSet(n); err != nil {
-			return fmt.Errorf("lab: seed %s: %w", p.ip, err)
+			return fmt.Errorf("lab: seed %s: %w", p.IP, err)
 		}
 	}
 	return nil
@@ -334,12 +348,12 @@ func (l *lab) seed() error {
 // floods a broadcast in hardware and each host's NIC filters it. With the
 // rule, a broadcast costs the lab what it costs one host. Every tool gets
 // the same rule; the frame counters see each frame before it.
-func (l *lab) rewriteRules() string {
+func (l *Lab) rewriteRules() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table netdev benchlab {\n\tmap owner {\n\t\ttype ipv4_addr : ether_addr\n")
 	first := true
-	for _, p := range l.peers {
-		if p.owner == nil {
+	for _, p := range l.Peers {
+		if p.Owner == nil {
 			continue
 		}
 		if first {
@@ -348,7 +362,7 @@ func (l *lab) rewriteRules() string {
 		} else {
 			b.WriteString(",\n\t\t\t")
 		}
-		fmt.Fprintf(&b, "%s : %s", p.ip, p.owner)
+		fmt.Fprintf(&b, "%s : %s", p.IP, p.Owner)
 	}
 	if !first {
 		b.WriteString(" }\n")
@@ -361,7 +375,7 @@ func (l *lab) rewriteRules() string {
 }
 
 // rewrite loads rewriteRules with nft(8) inside the peers' namespace.
-func (l *lab) rewrite(ctx context.Context) error {
+func (l *Lab) rewrite(ctx context.Context) error {
 	nft, err := exec.LookPath("nft")
 	if err != nil {
 		return fmt.Errorf("lab: the broadcast rewrite needs nft (apt-get install nftables), or run with -rewrite=false: %w", err)
@@ -379,39 +393,39 @@ func (l *lab) rewrite(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, nft, "-f", f.Name())
-	out, err := runIn(l.peersNS, cmd)
+	out, err := RunIn(l.PeersNS, cmd)
 	if err != nil {
 		return fmt.Errorf("lab: nft -f: %w: %s", err, out)
 	}
 	return nil
 }
 
-// runIn runs cmd to completion inside ns and returns its combined output.
-func runIn(ns *netns.NS, cmd *exec.Cmd) ([]byte, error) {
+// RunIn runs cmd to completion inside ns and returns its combined output.
+func RunIn(ns *netns.NS, cmd *exec.Cmd) ([]byte, error) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := startIn(ns, cmd); err != nil {
+	if err := StartIn(ns, cmd); err != nil {
 		return nil, err
 	}
 	err := cmd.Wait()
 	return []byte(out.String()), err
 }
 
-// startIn starts cmd inside ns: the child is forked from a thread that is
+// StartIn starts cmd inside ns: the child is forked from a thread that is
 // in ns, and a process's namespaces are inherited from the thread that
 // forked it.
-func startIn(ns *netns.NS, cmd *exec.Cmd) error {
+func StartIn(ns *netns.NS, cmd *exec.Cmd) error {
 	return ns.Do(cmd.Start)
 }
 
 // Close removes the lab: closing the namespaces and the counters' sockets
 // makes the kernel destroy the namespaces with every link in them.
-func (l *lab) Close() error {
+func (l *Lab) Close() error {
 	var errs []error
 	if l.count != nil {
 		errs = append(errs, l.count.Close())
 	}
-	for _, ns := range []*netns.NS{l.peersNS, l.prober} {
+	for _, ns := range []*netns.NS{l.PeersNS, l.Prober} {
 		if ns != nil {
 			errs = append(errs, ns.Close())
 		}
