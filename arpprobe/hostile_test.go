@@ -2,7 +2,9 @@ package arpprobe
 
 import (
 	"context"
+	"net"
 	"net/netip"
+	"sync"
 	"testing"
 )
 
@@ -50,3 +52,35 @@ func TestForeignVLANReplies(t *testing.T) {
 	})
 }
 
+
+// TestReplyBeforeAskedIsUnsolicited: a reply for a peer that is under
+// check but not asked yet (its request still waits for the rate limit)
+// answers someone else's question: it is not the peer's owner, and it is
+// counted as unsolicited rather than vanishing from the counts.
+func TestReplyBeforeAskedIsUnsolicited(t *testing.T) {
+	a2, a3 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	tbl := oneLAN(Neighbor{IP: a2, MAC: macA, State: StateReachable}, Neighbor{IP: a3, MAC: macB, State: StateReachable})
+	lan := &fakeLAN{}
+	lan.add(a2.String(), macA, 0)
+	lan.add(a3.String(), macB, 0)
+	early := replyFrame(macC, a3, proberMAC, netip.MustParseAddr("198.18.0.1"))
+	var once sync.Once
+	lan.onSend = func(f Frame) {
+		if f.TargetIP == a2 {
+			once.Do(func() { lan.inject(early) })
+		}
+	}
+	opts := fastOpts(BroadcastAlways)
+	// Two frames per peer and a burst of two: .3 waits 200 ms for tokens,
+	// while the early reply for it arrives.
+	opts.Rate, opts.BroadcastRate = 10, 10
+	rep := runCheck(t, tbl, lan, []string{a2.String(), a3.String()}, Options{Probe: opts})
+	for i, want := range []net.HardwareAddr{macA, macB} {
+		if p := rep.Peers[i]; p.Verdict != VerdictOK || p.Owner.String() != want.String() {
+			t.Errorf("%s: verdict %s owner %s (replies %+v); want ok, %s", p.IP, p.Verdict, p.Owner, p.Replies, want)
+		}
+	}
+	if d := rep.Stats.Dropped[DropUnsolicited]; d != 1 {
+		t.Errorf("dropped[unsolicited] = %d; want the early reply, 1", d)
+	}
+}

@@ -84,11 +84,12 @@ func (l *link) readLoop() {
 func (l *link) deliver(f *Frame, now time.Time) {
 	l.mu.RLock()
 	waiting := l.pending[ipKey(f.SenderIP)]
+	asked := false
 	for _, pp := range waiting {
-		pp.run.onReply(pp, f.SenderMAC, now)
+		asked = pp.run.onReply(pp, f.SenderMAC, now) || asked
 	}
 	l.mu.RUnlock()
-	if len(waiting) == 0 {
+	if !asked {
 		l.dropped[DropUnsolicited].Add(1)
 	}
 }

@@ -159,14 +159,16 @@ func (r *run) giveUp(pp *peerProbe, reason string) {
 	r.finish(pp)
 }
 
-// onReply records that mac answered for pp's address. It runs on the
-// link's reader goroutine.
-func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) {
+// onReply records that mac answered for pp's address, and reports
+// whether the address had been asked in this run. It runs on the link's
+// reader goroutine.
+func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) (asked bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if pp.attempt == 0 {
-		return // not asked yet: a reply to someone else
+		return false // not asked yet: a reply to someone else
 	}
+	asked = true
 	r.stats.Replies++
 	rs := pp.peer.Replies
 	found := false
@@ -207,6 +209,7 @@ func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) {
 		r.settles.push(timed{pp: pp, due: now.Add(r.opts.Settle), attempt: pp.attempt})
 		r.poke()
 	}
+	return
 }
 
 // loop sends every attempt, paced by the rate limits, and ends each
