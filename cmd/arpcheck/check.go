@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+)
+
+// setcapHint says how to grant the capabilities without root.
+const setcapHint = "run as root, or grant them once: setcap cap_net_raw,cap_net_admin+ep $(command -v arpcheck)"
+
+// privilegeError explains a missing privilege: what needed which
+// capability, and how to grant it.
+func privilegeError(err error, what, capability string) error {
+	return fmt.Errorf("%w\n%s needs %s; %s", err, what, capability, setcapHint)
+}
+
+// checkAction runs verify or repair.
+func (e *env) checkAction(c *cli.Context) error {
+	cfg, err := readCheckFlags(c, c.Command.Name == "repair")
+	if err != nil {
+		return err
+	}
+	res, err := e.check(c.Context, cfg)
+	if res == nil {
+		// Could not check: nagios and prometheus still say so.
+		if b, rerr := render(func(w io.Writer) error { return renderError(w, cfg.format, cfg.command, err) }); rerr == nil && len(b) > 0 {
+			if werr := emit(e.stdout, cfg.output, b); werr != nil {
+				err = errors.Join(err, werr)
+			}
+		}
+		return fail(err)
+	}
+	if cfg.verbose {
+		fmt.Fprintln(e.stderr, "arpcheck: "+statsLine(&res.report.Stats))
+	}
+	b, rerr := render(func(w io.Writer) error { return renderReport(w, cfg.format, res, cfg.quiet) })
+	if rerr == nil {
+		rerr = emit(e.stdout, cfg.output, b)
+	}
+	if rerr != nil {
+		err = errors.Join(err, rerr)
+		res.status = exitUnknown
+	}
+	return &exitError{status: res.status, err: err}
+}
+
+// check runs one verify or repair. It returns a nil result and an error
+// when nothing could be checked; otherwise the result, and an error to
+// print when the run was cut short or could not finish its repairs.
+func (e *env) check(ctx context.Context, cfg *checkConfig) (*result, error) {
+	if cfg.lock != "" {
+		unlock, err := lock(cfg.lock)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
+	peers, given, err := readPeers(cfg.peerArgs, cfg.peers, e.stdin)
+	if err != nil {
+		return nil, err
+	}
+	runCtx := ctx
+	if cfg.deadline > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, cfg.deadline)
+		defer cancel()
+	}
+	res := &result{command: cfg.command, dryRun: cfg.opts.Repair != nil && cfg.opts.Repair.DryRun}
+	if given && len(peers) == 0 {
+		// An empty list checks nothing; nil would mean the whole table.
+		res.report = &arpprobe.Report{Started: time.Now()}
+		return res, nil
+	}
+	if !given {
+		peers = nil // every entry of the neighbour table
+	}
+	rep, err := arpprobe.Check(runCtx, peers, cfg.opts)
+	if rep == nil {
+		if err != nil && errors.Is(err, os.ErrPermission) {
+			err = privilegeError(err, "probing", "CAP_NET_RAW")
+		}
+		return nil, err
+	}
+	res.report = rep
+	res.status = exitStatus(rep.Peers)
+	var notes []error
+	if err != nil {
+		res.status = exitUnknown
+		if errors.Is(err, os.ErrPermission) {
+			err = privilegeError(err, "repair", "CAP_NET_ADMIN")
+		}
+		notes = append(notes, err)
+	}
+	switch {
+	case ctx.Err() != nil:
+		res.status = exitUnknown
+		notes = append(notes, fmt.Errorf("interrupted; %d of %d peers not checked", rep.Summary.Unknown, rep.Summary.Checked))
+	case rep.Summary.Unknown > 0:
+		why := ""
+		if runCtx.Err() != nil {
+			why = fmt.Sprintf(" within the deadline of %s", cfg.deadline)
+		}
+		notes = append(notes, fmt.Errorf("%d of %d peers could not be checked%s", rep.Summary.Unknown, rep.Summary.Checked, why))
+	}
+	return res, errors.Join(notes...)
+}
+
+// statsLine describes the frames of a run, for --verbose.
+func statsLine(st *arpprobe.Stats) string {
+	var drops []string
+	for r := arpprobe.DropReason(1); int(r) < len(st.Dropped); r++ {
+		if st.Dropped[r] > 0 {
+			drops = append(drops, fmt.Sprintf("%s %d", r, st.Dropped[r]))
+		}
+	}
+	if st.KernelDrops > 0 {
+		drops = append(drops, fmt.Sprintf("kernel %d", st.KernelDrops))
+	}
+	dropped := "none"
+	if len(drops) > 0 {
+		dropped = strings.Join(drops, ", ")
+	}
+	return fmt.Sprintf("frames: sent %d unicast, %d broadcast; received %d, %d replies to our requests; dropped: %s",
+		st.SentUnicast, st.SentBroadcast, st.Received, st.Replies, dropped)
+}

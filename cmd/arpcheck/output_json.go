@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+)
+
+// The JSON report, field for field as in CLI.md; fields after those of
+// the contract are extras.
+type jsonReport struct {
+	Version    int         `json:"version"`
+	Command    string      `json:"command"`
+	DurationMS float64     `json:"duration_ms"`
+	Peers      []jsonPeer  `json:"peers"`
+	Summary    jsonSummary `json:"summary"`
+	// Extras.
+	Started  time.Time `json:"started"`
+	DryRun   bool      `json:"dry_run,omitempty"`
+	ExitCode int       `json:"exit_code"`
+	Stats    jsonStats `json:"stats"`
+}
+
+type jsonPeer struct {
+	IP        string      `json:"ip"`
+	Interface string      `json:"interface"`
+	Cached    *jsonEntry  `json:"cached"`
+	Replies   []jsonReply `json:"replies"`
+	Owner     *string     `json:"owner"`
+	Verdict   string      `json:"verdict"`
+	Action    string      `json:"action"`
+	Reason    string      `json:"reason"`
+	After     *jsonEntry  `json:"after"`
+	// Extras.
+	Source string `json:"source,omitempty"`
+}
+
+type jsonEntry struct {
+	MAC   string `json:"mac"`
+	State string `json:"state"`
+}
+
+type jsonReply struct {
+	MAC     string  `json:"mac"`
+	Unicast bool    `json:"unicast"`
+	RTTMS   float64 `json:"rtt_ms"`
+	Count   int     `json:"count"` // extra
+}
+
+type jsonSummary struct {
+	Checked  int `json:"checked"`
+	OK       int `json:"ok"`
+	Stale    int `json:"stale"`
+	Dead     int `json:"dead"`
+	Conflict int `json:"conflict"`
+	Uncached int `json:"uncached"`
+	Offlink  int `json:"offlink"`
+	Unknown  int `json:"unknown"`
+	Repaired int `json:"repaired"`
+}
+
+type jsonStats struct {
+	SentUnicast   uint64            `json:"sent_unicast"`
+	SentBroadcast uint64            `json:"sent_broadcast"`
+	Received      uint64            `json:"received"`
+	Replies       uint64            `json:"replies"`
+	Dropped       map[string]uint64 `json:"dropped"` // by reason; "kernel": the socket's buffer was full
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func jsonEntryOf(n *arpprobe.Neighbor) *jsonEntry {
+	if n == nil {
+		return nil
+	}
+	e := &jsonEntry{State: n.State.String()}
+	if len(n.MAC) > 0 {
+		e.MAC = n.MAC.String()
+	}
+	return e
+}
+
+// toJSON converts a result to the contract's JSON object.
+func toJSON(res *result) jsonReport {
+	rep := res.report
+	s := rep.Summary
+	out := jsonReport{
+		Version:    1,
+		Command:    res.command,
+		DurationMS: ms(rep.Duration),
+		Peers:      make([]jsonPeer, len(rep.Peers)),
+		Summary: jsonSummary{Checked: s.Checked, OK: s.OK, Stale: s.Stale, Dead: s.Dead, Conflict: s.Conflict,
+			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired},
+		Started:  rep.Started.UTC(),
+		DryRun:   res.dryRun,
+		ExitCode: res.status,
+		Stats: jsonStats{SentUnicast: rep.Stats.SentUnicast, SentBroadcast: rep.Stats.SentBroadcast,
+			Received: rep.Stats.Received, Replies: rep.Stats.Replies, Dropped: droppedByReason(&rep.Stats)},
+	}
+	for i := range rep.Peers {
+		p := &rep.Peers[i]
+		jp := jsonPeer{
+			IP:        p.IP.String(),
+			Interface: p.Interface,
+			Cached:    jsonEntryOf(p.Cached),
+			Replies:   make([]jsonReply, len(p.Replies)),
+			Verdict:   string(p.Verdict),
+			Action:    string(p.Action),
+			Reason:    p.Reason,
+			After:     jsonEntryOf(p.After),
+		}
+		if p.Source.IsValid() {
+			jp.Source = p.Source.String()
+		}
+		for j, r := range p.Replies {
+			jp.Replies[j] = jsonReply{MAC: r.MAC.String(), Unicast: r.Unicast, RTTMS: ms(r.RTT), Count: r.Count}
+		}
+		if len(p.Owner) > 0 {
+			o := p.Owner.String()
+			jp.Owner = &o
+		}
+		out.Peers[i] = jp
+	}
+	return out
+}
+
+// droppedByReason names the received frames not used, by reason, and the
+// frames the kernel dropped ("kernel").
+func droppedByReason(st *arpprobe.Stats) map[string]uint64 {
+	m := map[string]uint64{"kernel": st.KernelDrops}
+	for r := arpprobe.DropReason(1); int(r) < len(st.Dropped); r++ {
+		m[r.String()] = st.Dropped[r]
+	}
+	return m
+}
+
+// writeJSON writes the report as one JSON object on one line.
+func writeJSON(w io.Writer, res *result) error {
+	return json.NewEncoder(w).Encode(toJSON(res))
+}
