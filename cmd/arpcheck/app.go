@@ -26,22 +26,29 @@ conflict (two or more MACs answered), uncached (no usable entry, one MAC
 answered), offlink (not on a connected subnet; not probed), unknown (could not
 be checked; the reason says why).
 
-Exit status (verify; repair judges after its repairs):
-   0  every peer ok, uncached or offlink
-   1  some peer dead (and none worse)
-   2  some peer stale or in conflict
-   3  could not check: usage, bad input, missing privilege, unknown interface,
-      lock held, unknown peers, interrupted
+Exit status of verify (repair judges after its repairs):
 
-Every flag also reads the environment variable ARPCHECK_<FLAG>, the flag's
-name in capitals with - as _: ARPCHECK_INTERFACE, ARPCHECK_TIMEOUT,
-ARPCHECK_INCLUDE_PERMANENT ...
+    0  every peer ok, uncached or offlink
+    1  some peer dead (and none worse)
+    2  some peer stale or in conflict
+    3  could not check: usage, bad input, missing privilege, unknown
+       interface, lock held, unknown peers, interrupted
+
+Every flag also reads an environment variable: ARPCHECK_ and the flag's name
+in capitals with - as _, such as ARPCHECK_INTERFACE, ARPCHECK_TIMEOUT or
+ARPCHECK_INCLUDE_PERMANENT.
 
 Probing needs CAP_NET_RAW, repair also CAP_NET_ADMIN. To run without root:
-   setcap cap_net_raw,cap_net_admin+ep $(command -v arpcheck)
 
-Shell completion for bash: source <(arpcheck completion bash)
-Manual page: arpcheck man > arpcheck.1 (or go generate ./cmd/arpcheck)`
+    setcap cap_net_raw,cap_net_admin+ep $(command -v arpcheck)
+
+Shell completion for bash:
+
+    source <(arpcheck completion bash)
+
+The manual page, from the same definitions as this help:
+
+    arpcheck man > arpcheck.8    (or: go generate ./cmd/arpcheck)`
 
 // newApp returns the command line, wired to e. Errors come back from Run
 // as they are; run turns them into exit statuses.

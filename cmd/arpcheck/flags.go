@@ -58,9 +58,8 @@ func interfaceFlag(usage string) cli.Flag {
 		Usage: usage}
 }
 
-func deadlineFlag() cli.Flag {
-	return &cli.DurationFlag{Name: flagDeadline, EnvVars: envVars(flagDeadline),
-		Usage: "bound on the whole run; peers not finished by then get verdict unknown (0: none)"}
+func deadlineFlag(usage string) cli.Flag {
+	return &cli.DurationFlag{Name: flagDeadline, EnvVars: envVars(flagDeadline), Usage: usage}
 }
 
 func quietFlag(usage string) cli.Flag {
@@ -74,19 +73,19 @@ func checkFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagPeers, EnvVars: envVars(flagPeers), TakesFile: true,
 			Usage: "read peers from `FILE`, one address or prefix per line (- for standard input)"},
 		&cli.DurationFlag{Name: flagTimeout, EnvVars: envVars(flagTimeout), Value: arpprobe.DefaultTimeout,
-			Usage: "how long to wait for replies to one attempt"},
+			Usage: "wait `DURATION` for the replies to one attempt"},
 		&cli.IntFlag{Name: flagAttempts, EnvVars: envVars(flagAttempts), Value: arpprobe.DefaultAttempts,
-			Usage: "attempts per request before a peer is given up"},
+			Usage: "make `N` attempts per request before a peer is given up"},
 		&cli.StringFlag{Name: flagBroadcast, EnvVars: envVars(flagBroadcast), Value: string(arpprobe.BroadcastAuto),
-			Usage: "who gets broadcast requests: auto (peers whose cached MAC is silent or missing), " +
+			Usage: "`POLICY` for broadcast requests: auto (peers whose cached MAC is silent or missing), " +
 				"always (every peer: finds conflicts) or never (unicast only)"},
 		&cli.IntFlag{Name: flagRate, EnvVars: envVars(flagRate), Value: arpprobe.DefaultRate,
-			Usage: "most frames sent per second, all together"},
+			Usage: "send at most `N` frames per second, all together"},
 		&cli.IntFlag{Name: flagBroadcastRate, EnvVars: envVars(flagBroadcastRate), Value: arpprobe.DefaultBroadcastRate,
-			Usage: "most broadcast frames sent per second (counted in --rate too)"},
-		deadlineFlag(),
+			Usage: "send at most `N` broadcast frames per second (counted in --rate too)"},
+		deadlineFlag("end the whole run after `DURATION`; peers not finished by then get verdict unknown (0: no bound)"),
 		&cli.StringFlag{Name: flagFormat, EnvVars: envVars(flagFormat), Value: formatText,
-			Usage: "report format: " + strings.Join(formats, ", ")},
+			Usage: "report `FORMAT`: " + strings.Join(formats, ", ")},
 		&cli.StringFlag{Name: flagOutput, EnvVars: envVars(flagOutput), TakesFile: true,
 			Usage: "write the report to `FILE` atomically (temporary file and rename; for node_exporter's textfile directory)"},
 		quietFlag("text format: print only problems, and nothing when all is well"),
@@ -118,12 +117,12 @@ func probeFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagSource, Aliases: []string{"s"}, EnvVars: envVars(flagSource),
 			Usage: "sender `ADDRESS` of the requests (default: the route's; 0.0.0.0 sends RFC 5227 probes)"},
 		&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, EnvVars: envVars(flagCount), Value: 3,
-			Usage: "requests to send; 0: until interrupted"},
+			Usage: "send `N` requests; 0: until interrupted"},
 		&cli.DurationFlag{Name: flagInterval, EnvVars: envVars(flagInterval), Value: arpprobe.DefaultPingInterval,
-			Usage: "time between requests"},
+			Usage: "wait `DURATION` between requests"},
 		&cli.DurationFlag{Name: flagTimeout, EnvVars: envVars(flagTimeout), Value: arpprobe.DefaultTimeout,
-			Usage: "how long to wait for replies after the last request"},
-		deadlineFlag(),
+			Usage: "wait `DURATION` for replies after the last request"},
+		deadlineFlag("end the probe after `DURATION`, with its statistics (0: no bound)"),
 		quietFlag("print nothing; the exit status says whether an answer came"),
 	}
 }

@@ -15,7 +15,12 @@ import (
 func main() {
 	// SIGINT and SIGTERM cancel the run: the library finishes a write in
 	// progress and starts no new one, and the report is still printed.
+	// A second signal ends the program at once, as if none were caught.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	status := run(ctx, os.Args, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
 	stop()
 	os.Exit(status)

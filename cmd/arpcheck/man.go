@@ -1,6 +1,6 @@
 package main
 
-//go:generate sh -c "go run . man > arpcheck.1"
+//go:generate sh -c "go run . man > arpcheck.8"
 
 import (
 	"io"
@@ -9,8 +9,8 @@ import (
 )
 
 // writeMan writes the manual page, in roff, generated from the same
-// command definitions as --help: `arpcheck man > arpcheck.1`, or
-// `go generate ./cmd/arpcheck`, which writes cmd/arpcheck/arpcheck.1.
+// command definitions as --help: `arpcheck man > arpcheck.8`, or
+// `go generate ./cmd/arpcheck`, which writes cmd/arpcheck/arpcheck.8.
 func writeMan(app *cli.App, w io.Writer) error {
 	page, err := app.ToManWithSection(8) // system administration commands
 	if err != nil {
