@@ -124,6 +124,8 @@ func TestText(t *testing.T) {
 		{name: "quiet and all well: nothing", res: healthyResult(), quiet: true, want: ""},
 		{name: "no peers", res: &result{command: "verify", report: &arpprobe.Report{Duration: 1500 * time.Microsecond}},
 			want: "0 peers checked in 1.5ms\n"},
+		{name: "no peers, quickly", res: &result{command: "verify", report: &arpprobe.Report{Duration: 850 * time.Microsecond}},
+			want: "0 peers checked in 850µs\n"},
 		{name: "dry run", res: dryRun(), want: "" +
 			"IP          INTERFACE  CACHED                   REPLIES            VERDICT  ACTION         AFTER                    REASON\n" +
 			"198.18.0.3  lan0       02:00:00:00:00:99 STALE  02:00:00:00:00:03  stale    would-replace  02:00:00:00:00:99 STALE\n" +

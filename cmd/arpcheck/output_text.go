@@ -109,7 +109,7 @@ func summaryLine(res *result) string {
 			parts = append(parts, part)
 		}
 	}
-	line := fmt.Sprintf("%d %s checked in %s", s.Checked, plural(s.Checked, "peer", "peers"), roundDuration(rep.Duration))
+	line := fmt.Sprintf("%d %s checked in %s", s.Checked, plural(s.Checked, "peer", "peers"), durationText(rep.Duration))
 	if len(parts) > 0 {
 		line += ": " + strings.Join(parts, ", ")
 	}
@@ -146,13 +146,14 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// roundDuration keeps three significant figures or so: 1.02s, 12.3ms.
-func roundDuration(d time.Duration) time.Duration {
+// durationText shows a run's duration with three figures or so: 1.02s,
+// 12.3ms, 850µs.
+func durationText(d time.Duration) string {
 	switch {
 	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
+		return fmt.Sprintf("%.2fs", d.Seconds())
 	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
 	}
-	return d.Round(time.Microsecond)
+	return fmt.Sprintf("%dµs", d.Microseconds())
 }
