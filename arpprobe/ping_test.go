@@ -247,8 +247,8 @@ func TestPingRoute(t *testing.T) {
 		{name: "the route chooses", target: "198.18.0.2", src: "198.18.0.1"},
 		{name: "on the routed interface", target: "198.18.0.2", iface: "fake2", src: "198.18.0.1"},
 		{name: "given source", target: "198.18.0.2", source: "198.18.0.77", src: "198.18.0.77"},
-		{name: "not on link", target: "203.0.113.9", err: ErrNotOnLink},
-		{name: "not on link, asked on an interface anyway", target: "203.0.113.9", iface: "fake2", src: "198.18.0.1"},
+		{name: "not on link", target: "198.19.17.9", err: ErrNotOnLink},
+		{name: "not on link, asked on an interface anyway", target: "198.19.17.9", iface: "fake2", src: "198.18.0.1"},
 		{name: "unknown interface", target: "198.18.0.2", iface: "nope0", err: ErrUnknownInterface},
 	}
 	for _, tt := range tests {

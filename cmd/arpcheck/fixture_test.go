@@ -64,7 +64,7 @@ func sampleResult() *result {
 	uncached.Replies = []arpprobe.Reply{reply("02:00:00:00:00:07", false, 300*time.Microsecond)}
 	uncached.Owner, uncached.Verdict, uncached.Action = uncached.Replies[0].MAC, arpprobe.VerdictUncached, arpprobe.ActionNone
 
-	offlink := arpprobe.Peer{IP: netip.MustParseAddr("203.0.113.9"), Verdict: arpprobe.VerdictOfflink,
+	offlink := arpprobe.Peer{IP: netip.MustParseAddr("198.19.17.9"), Verdict: arpprobe.VerdictOfflink,
 		Action: arpprobe.ActionNone, Reason: "reached through gateway 198.18.0.254 (route 0.0.0.0/0)"}
 
 	unknown := peer("198.18.0.7")

@@ -105,7 +105,7 @@ func TestText(t *testing.T) {
 			"198.18.0.4   lan0       02:00:00:00:00:98 STALE      -                                    dead      none      02:00:00:00:00:98 STALE\n" +
 			"198.18.0.5   lan0       02:00:00:00:00:05 REACHABLE  02:00:00:00:00:05,02:00:00:00:00:06  conflict  refused   02:00:00:00:00:05 REACHABLE  conflict: 2 MACs answer for 198.18.0.5; not choosing one\n" +
 			"198.18.0.6   lan0       FAILED                       02:00:00:00:00:07                    uncached  none      -\n" +
-			"203.0.113.9  -          -                            -                                    offlink   none      -                            reached through gateway 198.18.0.254 (route 0.0.0.0/0)\n" +
+			"198.19.17.9  -          -                            -                                    offlink   none      -                            reached through gateway 198.18.0.254 (route 0.0.0.0/0)\n" +
 			"198.18.0.7   lan0       -                            -                                    unknown   none      -                            deadline exceeded before the peer was checked\n" +
 			"7 peers checked in 1.23s: 1 ok, 1 stale (1 repaired), 1 dead, 1 conflict, 1 uncached, 1 offlink, 1 unknown; 1 replaced, 1 refused\n"},
 		{name: "quiet: problems and actions only", res: sampleResult(), quiet: true, want: `` +
@@ -119,7 +119,7 @@ func TestText(t *testing.T) {
 			"IP           INTERFACE  CACHED                       REPLIES            VERDICT   ACTION  REASON\n" +
 			"198.18.0.2   lan0       02:00:00:00:00:02 REACHABLE  02:00:00:00:00:02  ok        none\n" +
 			"198.18.0.6   lan0       FAILED                       02:00:00:00:00:07  uncached  none\n" +
-			"203.0.113.9  -          -                            -                  offlink   none    reached through gateway 198.18.0.254 (route 0.0.0.0/0)\n" +
+			"198.19.17.9  -          -                            -                  offlink   none    reached through gateway 198.18.0.254 (route 0.0.0.0/0)\n" +
 			"3 peers checked in 1.23s: 1 ok, 1 uncached, 1 offlink\n"},
 		{name: "quiet and all well: nothing", res: healthyResult(), quiet: true, want: ""},
 		{name: "no peers", res: &result{command: "verify", report: &arpprobe.Report{Duration: 1500 * time.Microsecond}},
@@ -258,7 +258,7 @@ func TestPrometheus(t *testing.T) {
 		{"arpcheck_repair_actions", map[string]string{"action": "refused"}, 1},
 		{"arpcheck_repair_actions", map[string]string{"action": "deleted"}, 0},
 		{"arpcheck_peer_verdict", map[string]string{"ip": "198.18.0.3", "interface": "lan0", "verdict": "stale"}, 1},
-		{"arpcheck_peer_verdict", map[string]string{"ip": "203.0.113.9", "interface": "", "verdict": "offlink"}, 1},
+		{"arpcheck_peer_verdict", map[string]string{"ip": "198.19.17.9", "interface": "", "verdict": "offlink"}, 1},
 		{"arpcheck_frames_sent", map[string]string{"kind": "unicast"}, 7},
 		{"arpcheck_frames_sent", map[string]string{"kind": "broadcast"}, 4},
 		{"arpcheck_frames_received", nil, 9},
