@@ -25,9 +25,12 @@ type link struct {
 
 	wmu sync.Mutex // serialises WriteFrame
 
-	mu      sync.RWMutex
-	pending map[uint32][]*peerProbe // by sender IPv4 address
-	err     error                   // set once the reader failed
+	mu sync.RWMutex
+	// pending holds the probes waiting for replies, by sender IPv4
+	// address: the first one registered, chained to the others (of other
+	// runs) by peerProbe.nextPending.
+	pending map[uint32]*peerProbe
+	err     error // set once the reader failed
 
 	received atomic.Uint64
 	dropped  [numDropReasons]atomic.Uint64
@@ -83,9 +86,8 @@ func (l *link) readLoop() {
 // deliver hands a reply to every probe waiting for its sender address.
 func (l *link) deliver(f *Frame, now time.Time) {
 	l.mu.RLock()
-	waiting := l.pending[ipKey(f.SenderIP)]
 	asked := false
-	for _, pp := range waiting {
+	for pp := l.pending[ipKey(f.SenderIP)]; pp != nil; pp = pp.nextPending {
 		asked = pp.run.onReply(pp, f.SenderMAC, now) || asked
 	}
 	l.mu.RUnlock()
@@ -102,8 +104,10 @@ func (l *link) fail(err error) {
 		l.err = err // the conn's errors name the operation and interface
 	}
 	var all []*peerProbe
-	for _, pps := range l.pending {
-		all = append(all, pps...)
+	for _, pp := range l.pending {
+		for ; pp != nil; pp = pp.nextPending {
+			all = append(all, pp)
+		}
 	}
 	reason := l.err.Error()
 	l.mu.Unlock()
@@ -118,8 +122,20 @@ func (l *link) register(pp *peerProbe) error {
 	if l.err != nil {
 		return l.err
 	}
+	// At the end of the chain, so replies reach runs in the order they
+	// registered; a chain is longer than one only while several runs ask
+	// for the same address.
 	k := ipKey(pp.peer.IP)
-	l.pending[k] = append(l.pending[k], pp)
+	pp.nextPending = nil
+	last := l.pending[k]
+	if last == nil {
+		l.pending[k] = pp
+		return nil
+	}
+	for last.nextPending != nil {
+		last = last.nextPending
+	}
+	last.nextPending = pp
 	return nil
 }
 
@@ -127,17 +143,18 @@ func (l *link) unregister(pp *peerProbe) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := ipKey(pp.peer.IP)
-	pps := l.pending[k]
-	for i, q := range pps {
-		if q == pp {
-			pps = append(pps[:i], pps[i+1:]...)
+	head := l.pending[k]
+	for next := &head; *next != nil; next = &(*next).nextPending {
+		if *next == pp {
+			*next = pp.nextPending
+			pp.nextPending = nil
 			break
 		}
 	}
-	if len(pps) == 0 {
+	if head == nil {
 		delete(l.pending, k)
 	} else {
-		l.pending[k] = pps
+		l.pending[k] = head
 	}
 }
 

@@ -124,7 +124,7 @@ func (p *Prober) link(ifindex int) (*link, error) {
 		mac:      [6]byte(ifi.HardwareAddr),
 		conn:     conn,
 		tap:      p.cfg.Tap,
-		pending:  make(map[uint32][]*peerProbe),
+		pending:  make(map[uint32]*peerProbe),
 		done:     make(chan struct{}),
 	}
 	go l.readLoop()
@@ -150,7 +150,7 @@ func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (St
 	if err != nil {
 		return Stats{}, err
 	}
-	r := newRun(opts)
+	r := newRun(opts, len(peers))
 	// Open sockets and register every probe before anything is sent.
 	for i := range peers {
 		pr := &peers[i]

@@ -12,11 +12,14 @@ import (
 )
 
 // peerProbe is the state of one peer during one run. Its fields are
-// guarded by run.mu.
+// guarded by run.mu, except nextPending.
 type peerProbe struct {
 	run  *run
 	peer *Peer
 	link *link
+	// nextPending chains the probes waiting for the same address on the
+	// link (link.pending); it is guarded by link.mu.
+	nextPending *peerProbe
 	// frames: a request template with the sender fields filled in.
 	cached    [6]byte
 	hasCached bool // a usable cached entry: ask its MAC by unicast
@@ -64,6 +67,30 @@ func (q *fifo[T]) pop() T {
 	return v
 }
 
+// slab hands out small objects of type T from blocks allocated size at a
+// time, so that a run's per-peer objects (probes, first replies and
+// their MACs) cost an allocation per block rather than one each. A slice
+// taken stays valid while anything refers to its block.
+type slab[T any] struct {
+	block []T
+	size  int
+}
+
+// take returns n zero elements (n <= size) with capacity n, so that an
+// append to them copies rather than overwrites a neighbour's.
+func (s *slab[T]) take(n int) []T {
+	if len(s.block) < n {
+		s.block = make([]T, max(s.size, n))
+	}
+	v := s.block[:n:n]
+	s.block = s.block[n:]
+	return v
+}
+
+// slabSize is the block size of a run's slabs: one block for a small
+// run, and few enough allocations for a large one.
+const slabSize = 256
+
 // run is one call of Probe.
 type run struct {
 	opts   ProbeOptions
@@ -81,20 +108,31 @@ type run struct {
 	total, bcast *rate.Limiter
 	stats        Stats
 	buf          []byte // the frame being sent (scheduler only)
+
+	pps     slab[peerProbe] // for add
+	replies slab[Reply]     // for each peer's first reply (onReply)
+	macs    slab[byte]      // for the MACs of replies (onReply)
 }
 
-func newRun(opts ProbeOptions) *run {
+// newRun returns a run for at most n peers.
+func newRun(opts ProbeOptions, n int) *run {
+	size := min(max(n, 1), slabSize)
 	return &run{
-		opts:  opts,
-		wake:  make(chan struct{}, 1),
-		links: make(map[int]*link),
-		total: rate.NewLimiter(rate.Limit(opts.Rate), max(2, opts.Rate/100)),
-		bcast: rate.NewLimiter(rate.Limit(opts.BroadcastRate), max(1, opts.BroadcastRate/4)),
+		opts:    opts,
+		wake:    make(chan struct{}, 1),
+		links:   make(map[int]*link),
+		probes:  make([]*peerProbe, 0, n),
+		total:   rate.NewLimiter(rate.Limit(opts.Rate), max(2, opts.Rate/100)),
+		bcast:   rate.NewLimiter(rate.Limit(opts.BroadcastRate), max(1, opts.BroadcastRate/4)),
+		pps:     slab[peerProbe]{size: size},
+		replies: slab[Reply]{size: size},
+		macs:    slab[byte]{size: 6 * size},
 	}
 }
 
 func (r *run) add(pr *Peer, l *link) *peerProbe {
-	pp := &peerProbe{run: r, peer: pr, link: l}
+	pp := &r.pps.take(1)[0]
+	pp.run, pp.peer, pp.link = r, pr, l
 	if pr.Cached.Usable() {
 		pp.cached, pp.hasCached = [6]byte(pr.Cached.MAC), true
 	}
@@ -181,12 +219,18 @@ func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) (asked bool) {
 	}
 	isCached := pp.hasCached && mac == pp.cached
 	if !found {
-		pp.peer.Replies = append(rs, Reply{
-			MAC:     net.HardwareAddr(append([]byte(nil), mac[:]...)),
+		m := r.macs.take(6)
+		copy(m, mac[:])
+		reply := Reply{
+			MAC:     net.HardwareAddr(m),
 			Unicast: pp.askedUnicast && isCached,
 			RTT:     now.Sub(pp.lastSend),
 			Count:   1,
-		})
+		}
+		if rs == nil {
+			rs = r.replies.take(1)[:0] // the usual case: one owner
+		}
+		pp.peer.Replies = append(rs, reply)
 	}
 	if pp.done {
 		return
