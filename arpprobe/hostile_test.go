@@ -52,7 +52,6 @@ func TestForeignVLANReplies(t *testing.T) {
 	})
 }
 
-
 // TestReplyBeforeAskedIsUnsolicited: a reply for a peer that is under
 // check but not asked yet (its request still waits for the rate limit)
 // answers someone else's question: it is not the peer's owner, and it is
@@ -82,5 +81,23 @@ func TestReplyBeforeAskedIsUnsolicited(t *testing.T) {
 	}
 	if d := rep.Stats.Dropped[DropUnsolicited]; d != 1 {
 		t.Errorf("dropped[unsolicited] = %d; want the early reply, 1", d)
+	}
+}
+
+// TestPlanRepairsKeepsUnknownReason: planning a repair must not erase why
+// a peer could not be checked.
+func TestPlanRepairsKeepsUnknownReason(t *testing.T) {
+	peers := []Peer{
+		{IP: netip.MustParseAddr(peerIP), Verdict: VerdictUnknown, Reason: "send: network is down", Cached: entry(macA, StateStale)},
+		{IP: netip.MustParseAddr("198.18.0.3"), Verdict: VerdictOK, Reason: "left over", Cached: entry(macA, StateStale)},
+	}
+	if plan := PlanRepairs(peers, RepairPolicy{DeleteDead: true}); len(plan) != 0 {
+		t.Errorf("plan %+v; want none", plan)
+	}
+	if p := peers[0]; p.Action != ActionNone || p.Reason != "send: network is down" {
+		t.Errorf("unknown peer: action %s, reason %q; want none and its reason kept", p.Action, p.Reason)
+	}
+	if p := peers[1]; p.Action != ActionNone || p.Reason != "" {
+		t.Errorf("ok peer: action %s, reason %q; want none, no reason", p.Action, p.Reason)
 	}
 }

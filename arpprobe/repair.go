@@ -47,7 +47,10 @@ func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
 	var plan []Change
 	for i := range peers {
 		p := &peers[i]
-		p.Action, p.Reason = ActionNone, ""
+		p.Action = ActionNone
+		if p.Verdict != VerdictUnknown {
+			p.Reason = "" // an unknown peer's reason says why it was not checked
+		}
 		c := p.Cached
 		switch p.Verdict {
 		case VerdictConflict:
