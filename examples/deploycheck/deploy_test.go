@@ -390,9 +390,9 @@ func tail(b []byte, n int) []byte {
 	return bytes.Join(lines[max(0, len(lines)-n):], []byte("\n"))
 }
 
-// runIn runs args (args[0] replaced by the built arpcheck) from a thread
-// inside ns, so the process starts in ns's network namespace, and returns
-// its exit status and output.
+// runArgs runs args (args[0] replaced by the built arpcheck) through do,
+// such as a namespace's Do: the process is forked from a thread inside the
+// namespace and starts in it. It returns the exit status and output.
 func runArgs(ctx context.Context, t *testing.T, do func(func() error) error, args []string) (status int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -419,4 +419,5 @@ func withTimeout(t *testing.T) context.Context {
 	return ctx
 }
 
+// statGID returns the group of a file.
 func statGID(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Gid }
