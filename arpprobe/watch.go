@@ -1,0 +1,957 @@
+package arpprobe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The defaults of WatchConfig, in one place.
+const (
+	// DefaultWatchInterval is the time between two sweeps of every
+	// watched address: the bound on finding a wrong entry that raises no
+	// event and whose new owner stays silent (a PERMANENT entry).
+	DefaultWatchInterval = time.Minute
+	// DefaultWatchPoll is the time between two reads of the neighbour
+	// table. The kernel announces no event when an entry in use goes
+	// from STALE to DELAY, so reading the table is the only way to see
+	// traffic start towards a STALE entry; the read also catches any
+	// event that was lost.
+	DefaultWatchPoll = 250 * time.Millisecond
+	// WatchGap is the least time between two checks of one address, as
+	// RFC 1122 (2.3.2.1) asks: at most about one request per second per
+	// destination.
+	WatchGap = time.Second
+)
+
+const (
+	// watchCoalesce is how long a trigger waits for others, so that the
+	// triggers of an event storm go out as one check.
+	watchCoalesce = 20 * time.Millisecond
+	// watchBatches is the most checks a Watcher runs at once.
+	watchBatches = 4
+	// watchSightings is how many ARP sightings the readers may queue.
+	watchSightings = 1024
+	// resubscribeMax bounds the wait between attempts to subscribe to
+	// neighbour events again.
+	resubscribeMax = 30 * time.Second
+)
+
+// NeighborEvent is one change of the kernel's IPv4 neighbour table.
+type NeighborEvent struct {
+	// Neighbor is the entry after the change (before it, when deleted).
+	// Its Interface may be empty.
+	Neighbor Neighbor
+	Deleted  bool
+	// Err, set only on the last event of a subscription that ended
+	// before its ctx, says why: it wraps ErrEventsLost when the kernel
+	// dropped events because they were not read fast enough.
+	Err error
+}
+
+// ErrEventsLost is wrapped by NeighborEvent.Err when the kernel dropped
+// neighbour events (ENOBUFS): the table must be read again.
+var ErrEventsLost = errors.New("neighbour events lost")
+
+// NeighborEventSource reports changes of the kernel's neighbour table as
+// they happen. NeighborMonitor is the real one; tests use fakes.
+type NeighborEventSource interface {
+	// SubscribeNeighbors subscribes and returns once events flow: a change
+	// made after it returns is reported. Events arrive on the channel
+	// until ctx is done, when the channel is closed, or until the
+	// subscription fails, when its last event carries Err and the channel
+	// is closed.
+	SubscribeNeighbors(ctx context.Context) (<-chan NeighborEvent, error)
+}
+
+// WatchConfig configures a Watcher. Table and Topology are required.
+type WatchConfig struct {
+	Table    NeighborTable
+	Topology Topology
+	// Events, if set, reports changes of the table as they happen; without
+	// it they are seen at the next poll.
+	Events NeighborEventSource
+	// Prober configures the prober the Watcher makes. A nil Listen means
+	// ListenConfig{Requests: true}.Listen: the sockets receive other
+	// hosts' requests too, which the Watcher needs to see announcements.
+	// A Tap is called as well as the Watcher's own.
+	Prober ProberConfig
+	// Check is what each check does: the interface, how peers are asked
+	// and, with Repair set, the repair policy, exactly as for
+	// Checker.Check.
+	Check Options
+	// Peers, if set, limits the Watcher to these addresses, which are
+	// swept whether or not they have an entry; nil watches every IPv4
+	// entry of the table (as PeersFromNeighbors chooses them). SetPeers
+	// changes the list while the Watcher runs.
+	Peers []netip.Addr
+	// Interval is the time between sweeps; zero means
+	// DefaultWatchInterval, a negative value no sweeps but the first.
+	Interval time.Duration
+	// Poll is the time between reads of the table; zero means
+	// DefaultWatchPoll, a negative value none (then entries that start
+	// being used while STALE are caught only by the kernel's PROBE event
+	// about 5 s later, or by a sweep).
+	Poll time.Duration
+	// Logger receives a record for every finding and repair, and for
+	// trouble (lost events, failed checks); nil discards them. Healthy
+	// checks are logged at debug level only.
+	Logger *slog.Logger
+	// OnCheck, if set, is called after each check with what asked for
+	// it and its report. It is called from the Watcher's goroutine, one
+	// call at a time, and should return quickly.
+	OnCheck func(WatchCheck)
+}
+
+// WatchCheck is one check a Watcher ran.
+type WatchCheck struct {
+	// Triggers are what asked for the check, ordered by address; an
+	// address may have several.
+	Triggers []Trigger
+	// Report is the check's report; nil when it could not start.
+	Report *Report
+	// Err is the error of Checker.Check, if any.
+	Err error
+}
+
+// A Watcher keeps the kernel's ARP cache right as it changes: it checks
+// an entry as soon as a kernel event, a read of the table or an ARP
+// frame on the wire gives reason to doubt it, and every watched address
+// at each sweep. Each check is a Checker.Check of the addresses in
+// question, with the same policy and safeguards as any other check.
+//
+// What makes it check an address:
+//   - an entry enters STALE, DELAY or PROBE, changes MAC, or appears
+//     (kernel events; DELAY only shows when the table is read, see
+//     DefaultWatchPoll);
+//   - an ARP request or gratuitous announcement from another host shows
+//     the address with a MAC other than the cached one, as arpwatch
+//     notices it. This is what catches a PERMANENT entry whose address
+//     moved: such entries never change state and raise no event;
+//   - the sweep, every Interval.
+//
+// It checks an address at most once per WatchGap and never twice at
+// once; triggers raised within a few milliseconds of each other go out
+// as one check.
+//
+// Cost when all is well: a read of the table per Poll (two netlink
+// dumps), and a unicast request per entry that goes STALE (about once
+// per reachable time, 15 to 45 s, per entry in use) or is swept.
+type Watcher struct {
+	cfg     WatchConfig
+	checker Checker
+	prober  *Prober
+	pin     *netnsPin
+	log     *slog.Logger
+	ran     atomic.Bool
+
+	// The watched entries and the peer list, read by the tap on the
+	// prober's reader goroutines.
+	mu    sync.RWMutex
+	cache map[neighKey]Neighbor
+	peers map[netip.Addr]struct{} // nil: the whole table
+	list  []netip.Addr
+
+	sightings chan sighting
+	reload    chan struct{}
+
+	smu      sync.Mutex
+	stats    WatchStats // without Entries and the link counters
+	verdicts map[netip.Addr]Verdict
+}
+
+// sighting is an ARP frame from another MAC than the cached one.
+type sighting struct {
+	ifindex int
+	ip      netip.Addr
+	mac     [6]byte
+	at      time.Time
+}
+
+// NewWatcher returns a Watcher for cfg. It opens nothing until Run, but
+// remembers the network namespace of the calling thread: the sockets
+// the Watcher's prober opens later belong to it, whatever goroutine
+// opens them.
+func NewWatcher(cfg WatchConfig) (*Watcher, error) {
+	if cfg.Table == nil || cfg.Topology == nil {
+		return nil, errors.New("arpprobe: watch: a Table and a Topology are required")
+	}
+	if _, err := cfg.Check.Probe.withDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultWatchInterval
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = DefaultWatchPoll
+	}
+	w := &Watcher{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		cache:     make(map[neighKey]Neighbor),
+		sightings: make(chan sighting, watchSightings),
+		reload:    make(chan struct{}, 1),
+		stats:     newWatchStats(),
+		verdicts:  make(map[netip.Addr]Verdict),
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.setPeers(cfg.Peers)
+	pc := cfg.Prober
+	if pc.Listen == nil {
+		pc.Listen = ListenConfig{Requests: true}.Listen
+	}
+	if pc.InterfaceByIndex == nil {
+		pc.InterfaceByIndex = net.InterfaceByIndex
+	}
+	userTap := pc.Tap
+	pc.Tap = func(e TapEvent) {
+		if userTap != nil {
+			userTap(e)
+		}
+		w.tap(e)
+	}
+	pin, err := pinNetns()
+	if err != nil {
+		return nil, err
+	}
+	w.pin = pin
+	w.prober = NewProber(pin.proberConfig(pc))
+	w.checker = Checker{Table: cfg.Table, Topology: cfg.Topology, Prober: w.prober}
+	return w, nil
+}
+
+// SetPeers replaces the peer list (nil: every entry of the table) and,
+// if Run is running, sweeps the new list at once. It is safe to call
+// from any goroutine, such as a SIGHUP handler.
+func (w *Watcher) SetPeers(peers []netip.Addr) {
+	w.setPeers(peers)
+	select {
+	case w.reload <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watcher) setPeers(peers []netip.Addr) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if peers == nil {
+		w.peers, w.list = nil, nil
+		return
+	}
+	w.list = dedupe(peers)
+	w.peers = make(map[netip.Addr]struct{}, len(w.list))
+	for _, a := range w.list {
+		w.peers[a] = struct{}{}
+	}
+}
+
+// tap looks at every frame the prober receives, on its reader
+// goroutines: an ARP request or gratuitous reply whose sender is a
+// watched address with a MAC other than the cached one is queued as a
+// sighting.
+func (w *Watcher) tap(e TapEvent) {
+	if e.Sent || e.Parsed == nil || e.Drop != DropNone {
+		return
+	}
+	f := e.Parsed
+	gratuitous := f.Op == opReply && (f.SenderIP == f.TargetIP || f.EtherDst == broadcastMAC)
+	if f.Op != opRequest && !gratuitous {
+		return // a reply to someone's request: the kernel and our checks see to those
+	}
+	if !f.SenderIP.Is4() || f.SenderIP.IsUnspecified() {
+		return // an RFC 5227 probe claims nothing yet
+	}
+	w.mu.RLock()
+	n, ok := w.cache[neighKey{e.Ifindex, f.SenderIP}]
+	w.mu.RUnlock()
+	if !ok || len(n.MAC) != 6 || [6]byte(n.MAC) == f.SenderMAC {
+		return
+	}
+	select {
+	case w.sightings <- sighting{ifindex: e.Ifindex, ip: f.SenderIP, mac: f.SenderMAC, at: e.Time}:
+	default:
+		w.smu.Lock()
+		w.stats.SightingsDropped++
+		w.smu.Unlock()
+	}
+}
+
+var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// eventCause says whether an entry that changed from old (nil: none) to
+// cur calls for a check, and why. Entries without a usable MAC
+// (INCOMPLETE, FAILED) are the kernel's to resolve; NOARP entries are
+// not ARP's.
+func eventCause(old, cur *Neighbor) (Cause, bool) {
+	switch {
+	case cur == nil || !cur.Usable() || cur.State&StateNoARP != 0:
+		return "", false
+	case !old.Usable():
+		return CauseNew, true
+	case !bytes.Equal(old.MAC, cur.MAC):
+		return CauseMAC, true
+	case cur.State&(StateStale|StateDelay|StateProbe) != 0 && cur.State != old.State:
+		return CauseState, true
+	}
+	return "", false
+}
+
+// Run watches until ctx is done, then finishes or abandons the checks
+// under way (a repair in progress completes its write; none starts),
+// closes its sockets and subscription and returns nil. It returns an
+// error without watching if the table cannot be read or events cannot
+// be subscribed to at the start, and stops with an error if checks fail
+// for lack of privilege. Run may be called once.
+//
+// It sends frames (CAP_NET_RAW) and, with Check.Repair, writes entries
+// (CAP_NET_ADMIN); subscribing to events needs no privilege.
+func (w *Watcher) Run(ctx context.Context) error {
+	if w.ran.Swap(true) {
+		return errors.New("arpprobe: watch: Run called twice")
+	}
+	defer w.pin.Close()
+	defer w.prober.Close()
+	l := &watchLoop{
+		w:       w,
+		sched:   newScheduler(WatchGap, watchCoalesce),
+		results: make(chan batchResult, watchBatches),
+	}
+	return l.run(ctx)
+}
+
+// watchLoop is the state of Run, owned by its goroutine.
+type watchLoop struct {
+	w     *Watcher
+	sched *scheduler
+	links []Link
+
+	events     <-chan NeighborEvent
+	subCancel  context.CancelFunc
+	resubAt    time.Time // when to subscribe again; zero: subscribed (or no source)
+	resubDelay time.Duration
+
+	results    chan batchResult
+	batches    int       // checks under way
+	sweepStart time.Time // zero when no sweep is under way
+	listenErrs map[int]string
+	readErr    string // the latest error reading the table, logged once
+
+	fatal error
+}
+
+type batchResult struct {
+	triggers []Trigger
+	report   *Report
+	err      error
+	sweep    bool
+}
+
+func (l *watchLoop) run(ctx context.Context) error {
+	w := l.w
+	if w.cfg.Events != nil {
+		if err := l.subscribe(ctx, false); err != nil {
+			return err
+		}
+	}
+	defer l.unsubscribe()
+	if err := l.refreshLinks(ctx); err != nil {
+		return err
+	}
+	if name := w.cfg.Check.Interface; name != "" && !hasLink(l.links, name) {
+		return fmt.Errorf("arpprobe: watch: interface %q: %w", name, ErrUnknownInterface)
+	}
+	if err := l.refresh(ctx, true); err != nil {
+		return err
+	}
+	now := time.Now()
+	l.sweep(now)
+	nextPoll, nextSweep := now.Add(w.cfg.Poll), now.Add(w.cfg.Interval)
+	if w.cfg.Poll < 0 {
+		nextPoll = time.Time{}
+	}
+	if w.cfg.Interval < 0 {
+		nextSweep = time.Time{}
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now = time.Now()
+		if l.batches < watchBatches {
+			if ts := l.sched.take(now); len(ts) > 0 {
+				l.start(ctx, ts)
+			}
+		}
+		var wake time.Time
+		if l.batches < watchBatches {
+			wake = l.sched.next()
+		}
+		for _, t := range []time.Time{nextPoll, nextSweep, l.resubAt} {
+			if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+				wake = t
+			}
+		}
+		if wake.IsZero() {
+			wake = now.Add(time.Hour)
+		}
+		timer.Reset(time.Until(wake))
+		select {
+		case <-ctx.Done():
+			l.shutdown()
+			return nil
+		case ev, ok := <-l.events:
+			if !ok {
+				l.subscriptionEnded(ctx, nil)
+				break
+			}
+			if ev.Err != nil {
+				l.subscriptionEnded(ctx, ev.Err)
+				break
+			}
+			l.event(ctx, ev)
+		case s := <-w.sightings:
+			l.sighting(s)
+		case r := <-l.results:
+			l.finish(r)
+			if l.fatal != nil {
+				l.shutdown()
+				return l.fatal
+			}
+		case <-w.reload:
+			// Entries newly watched did not appear; the sweep checks
+			// them all.
+			l.refresh(ctx, true)
+			nextSweep = now // sweep the new list at once
+		case <-timer.C:
+		}
+		now = time.Now()
+		if !l.resubAt.IsZero() && !now.Before(l.resubAt) {
+			if err := l.subscribe(ctx, true); err == nil {
+				l.refresh(ctx, false) // what changed while no events came
+			}
+		}
+		if !nextPoll.IsZero() && !now.Before(nextPoll) {
+			l.refresh(ctx, false)
+			l.sched.prune(now)
+			nextPoll = now.Add(w.cfg.Poll)
+		}
+		if !nextSweep.IsZero() && !now.Before(nextSweep) {
+			l.refreshLinks(ctx)
+			l.refresh(ctx, false)
+			l.sweep(now)
+			nextSweep = now.Add(w.cfg.Interval)
+			if w.cfg.Interval < 0 {
+				nextSweep = time.Time{}
+			}
+		}
+	}
+}
+
+// subscribe subscribes to neighbour events. If that fails and retry is
+// set, it logs and arranges to try again later, with a growing wait.
+func (l *watchLoop) subscribe(ctx context.Context, retry bool) error {
+	sctx, cancel := context.WithCancel(ctx)
+	events, err := l.w.cfg.Events.SubscribeNeighbors(sctx)
+	if err != nil {
+		cancel()
+		err = fmt.Errorf("arpprobe: watch: subscribe to neighbour events: %w", err)
+		if !retry {
+			return err
+		}
+		l.resubDelay = min(max(2*l.resubDelay, 100*time.Millisecond), resubscribeMax)
+		l.resubAt = time.Now().Add(l.resubDelay)
+		l.w.log.Warn("cannot subscribe to neighbour events; reading the table meanwhile", "err", err, "retry_in", l.resubDelay)
+		return err
+	}
+	l.events, l.subCancel, l.resubAt, l.resubDelay = events, cancel, time.Time{}, 0
+	return nil
+}
+
+func (l *watchLoop) unsubscribe() {
+	if l.subCancel == nil {
+		return
+	}
+	l.subCancel()
+	// The source closes the channel once it has let go of its socket.
+	timeout := time.After(5 * time.Second)
+	for l.events != nil {
+		select {
+		case _, ok := <-l.events:
+			if !ok {
+				l.events = nil
+			}
+		case <-timeout:
+			l.events = nil
+		}
+	}
+	l.subCancel = nil
+}
+
+// subscriptionEnded handles the end of the event subscription before
+// ctx: events may have been lost, so the table is read again after a
+// new subscription.
+func (l *watchLoop) subscriptionEnded(ctx context.Context, err error) {
+	l.subCancel()
+	l.events, l.subCancel = nil, nil
+	if ctx.Err() != nil {
+		return
+	}
+	l.w.smu.Lock()
+	l.w.stats.Resyncs++
+	l.w.smu.Unlock()
+	if err == nil {
+		err = errors.New("subscription closed")
+	}
+	if errors.Is(err, ErrEventsLost) {
+		l.w.log.Warn("neighbour events were lost; reading the table again", "err", err)
+	} else {
+		l.w.log.Warn("neighbour event subscription ended; subscribing again", "err", err)
+	}
+	if l.subscribe(ctx, true) == nil {
+		l.refresh(ctx, false)
+	}
+}
+
+// refreshLinks reads the interfaces again.
+func (l *watchLoop) refreshLinks(ctx context.Context) error {
+	links, err := l.w.cfg.Topology.Links(ctx)
+	if err != nil {
+		err = fmt.Errorf("arpprobe: watch: read interfaces: %w", err)
+		l.w.log.Warn("cannot read interfaces", "err", err)
+		return err
+	}
+	l.links = links
+	return nil
+}
+
+// watched returns the entries of entries the Watcher watches: those
+// PeersFromNeighbors would check, on Check.Interface if set, and in the
+// peer list if there is one. Interface names are filled in.
+func (l *watchLoop) watched(entries []Neighbor) []Neighbor {
+	w := l.w
+	ps := PeersFromNeighbors(entries, l.links, w.cfg.Check.Interface)
+	w.mu.RLock()
+	peers := w.peers
+	w.mu.RUnlock()
+	keep := make(map[neighKey]string, len(ps))
+	for _, p := range ps {
+		if _, ok := peers[p.IP]; peers == nil || ok {
+			keep[neighKey{p.Ifindex, p.IP}] = p.Interface
+		}
+	}
+	out := make([]Neighbor, 0, len(keep))
+	for _, n := range entries {
+		k := neighKey{n.Ifindex, n.IP.Unmap()}
+		if name, ok := keep[k]; ok {
+			n.IP, n.Interface = k.ip, name
+			out = append(out, n)
+			delete(keep, k)
+		}
+	}
+	return out
+}
+
+// knowsLinks reports whether every entry's interface is known, reading
+// the interfaces again once if not.
+func (l *watchLoop) knowsLinks(ctx context.Context, entries []Neighbor) {
+	for _, n := range entries {
+		if !slices.ContainsFunc(l.links, func(k Link) bool { return k.Index == n.Ifindex }) {
+			l.refreshLinks(ctx)
+			return
+		}
+	}
+}
+
+// refresh reads the table and replaces the cache with its watched
+// entries. Unless initial, every difference from the cache is handled
+// as an event would be: this catches entries that went into DELAY,
+// which raises no event, and events that were lost.
+func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
+	w := l.w
+	entries, err := w.cfg.Table.Neighbors(ctx)
+	if err != nil {
+		err = fmt.Errorf("arpprobe: watch: read neighbour table: %w", err)
+		if ctx.Err() == nil && err.Error() != l.readErr {
+			w.log.Warn("cannot read the neighbour table", "err", err)
+			l.readErr = err.Error()
+		}
+		return err
+	}
+	l.readErr = ""
+	l.knowsLinks(ctx, entries)
+	entries = l.watched(entries)
+	now := time.Now()
+	next := make(map[neighKey]Neighbor, len(entries))
+	w.mu.RLock()
+	old := w.cache
+	w.mu.RUnlock()
+	for _, n := range entries {
+		k := neighKey{n.Ifindex, n.IP}
+		next[k] = n
+		if initial {
+			continue
+		}
+		var prev *Neighbor
+		if o, ok := old[k]; ok {
+			prev = &o
+		}
+		if cause, ok := eventCause(prev, &n); ok {
+			l.sched.add(Trigger{IP: n.IP, MAC: n.MAC, Cause: cause, At: now})
+		}
+	}
+	w.mu.Lock()
+	w.cache = next
+	w.mu.Unlock()
+	l.forget()
+	l.listen(entries)
+	return nil
+}
+
+// forget drops the verdicts of addresses no longer watched.
+func (l *watchLoop) forget() {
+	w := l.w
+	w.mu.RLock()
+	keep := make(map[netip.Addr]bool, len(w.cache)+len(w.list))
+	for k := range w.cache {
+		keep[k.ip] = true
+	}
+	for _, a := range w.list {
+		keep[a] = true
+	}
+	w.mu.RUnlock()
+	w.smu.Lock()
+	for a := range w.verdicts {
+		if !keep[a] {
+			delete(w.verdicts, a)
+		}
+	}
+	w.smu.Unlock()
+}
+
+// listen opens (or keeps open) the prober's socket on each interface
+// that has watched entries, so that ARP on the wire is seen before any
+// check runs there. A failure is logged once per interface and error.
+func (l *watchLoop) listen(entries []Neighbor) {
+	if l.listenErrs == nil {
+		l.listenErrs = make(map[int]string)
+	}
+	done := make(map[int]bool)
+	for _, n := range entries {
+		if done[n.Ifindex] {
+			continue
+		}
+		done[n.Ifindex] = true
+		_, err := l.w.prober.link(n.Ifindex)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != l.listenErrs[n.Ifindex] {
+			if err != nil {
+				l.w.log.Warn("cannot listen for ARP", "interface", n.Interface, "err", err)
+			} else {
+				l.w.log.Info("listening for ARP again", "interface", n.Interface)
+			}
+		}
+		if err != nil {
+			l.listenErrs[n.Ifindex] = msg
+		} else {
+			delete(l.listenErrs, n.Ifindex)
+		}
+	}
+}
+
+// event handles one kernel event.
+func (l *watchLoop) event(ctx context.Context, ev NeighborEvent) {
+	w := l.w
+	w.smu.Lock()
+	w.stats.Events++
+	w.smu.Unlock()
+	n := ev.Neighbor
+	n.IP = n.IP.Unmap()
+	k := neighKey{n.Ifindex, n.IP}
+	var keep []Neighbor
+	if !ev.Deleted {
+		l.knowsLinks(ctx, []Neighbor{n})
+		keep = l.watched([]Neighbor{n})
+	}
+	w.mu.Lock()
+	old, had := w.cache[k]
+	if len(keep) == 0 {
+		delete(w.cache, k)
+	} else {
+		w.cache[k] = keep[0]
+	}
+	w.mu.Unlock()
+	if len(keep) == 0 {
+		if had {
+			l.forget()
+		}
+		return
+	}
+	var prev *Neighbor
+	if had {
+		prev = &old
+	} else {
+		l.listen(keep)
+	}
+	if cause, ok := eventCause(prev, &keep[0]); ok {
+		l.sched.add(Trigger{IP: n.IP, MAC: n.MAC, Cause: cause, At: time.Now()})
+	}
+}
+
+// sighting handles an ARP frame from another MAC than the cached one,
+// if the cache still holds the other MAC.
+func (l *watchLoop) sighting(s sighting) {
+	w := l.w
+	w.mu.RLock()
+	n, ok := w.cache[neighKey{s.ifindex, s.ip}]
+	w.mu.RUnlock()
+	if !ok || len(n.MAC) != 6 || [6]byte(n.MAC) == s.mac {
+		return
+	}
+	w.smu.Lock()
+	w.stats.Sightings++
+	w.smu.Unlock()
+	mac := net.HardwareAddr(s.mac[:])
+	w.log.Debug("ARP from another MAC than the cached one", "ip", s.ip, "interface", n.Interface,
+		"cached_mac", n.MAC, "cached_state", n.State, "announced_mac", mac)
+	l.sched.add(Trigger{IP: s.ip, MAC: mac, Cause: CauseWire, At: s.at})
+}
+
+// sweep asks for a check of every watched address: the peer list, or
+// every watched entry.
+func (l *watchLoop) sweep(now time.Time) {
+	w := l.w
+	w.mu.RLock()
+	addrs := slices.Clone(w.list)
+	macs := make(map[netip.Addr]net.HardwareAddr, len(w.cache))
+	for k, n := range w.cache {
+		macs[k.ip] = n.MAC
+		if w.list == nil {
+			addrs = append(addrs, k.ip)
+		}
+	}
+	w.mu.RUnlock()
+	w.smu.Lock()
+	w.stats.Sweeps++
+	if len(addrs) == 0 {
+		w.stats.LastSweep, w.stats.SweepDuration = now, 0
+	}
+	w.smu.Unlock()
+	if len(addrs) == 0 {
+		return
+	}
+	l.sweepStart = now
+	for _, a := range dedupe(addrs) {
+		l.sched.add(Trigger{IP: a, MAC: macs[a], Cause: CauseSweep, At: now})
+	}
+}
+
+// start runs one check of the triggers' addresses on a goroutine of its
+// own.
+func (l *watchLoop) start(ctx context.Context, ts []Trigger) {
+	var addrs []netip.Addr
+	sweep := false
+	for i, t := range ts {
+		if i == 0 || t.IP != ts[i-1].IP {
+			addrs = append(addrs, t.IP)
+		}
+		sweep = sweep || t.Cause == CauseSweep
+	}
+	l.batches++
+	go func() {
+		rep, err := l.w.checker.Check(ctx, addrs, l.w.cfg.Check)
+		l.results <- batchResult{triggers: ts, report: rep, err: err, sweep: sweep}
+	}()
+}
+
+// shutdown waits for the checks under way; ctx is done, so they end
+// quickly.
+func (l *watchLoop) shutdown() {
+	for ; l.batches > 0; l.batches-- {
+		<-l.results
+	}
+}
+
+// finish takes in the result of a check: the cache learns each entry as
+// the check left it, the scheduler drops what the check settled, and
+// the findings are counted and logged.
+func (l *watchLoop) finish(r batchResult) {
+	w := l.w
+	l.batches--
+	now := time.Now()
+	if w.cfg.OnCheck != nil {
+		w.cfg.OnCheck(WatchCheck{Triggers: r.triggers, Report: r.report, Err: r.err})
+	}
+	if r.report == nil {
+		w.smu.Lock()
+		w.stats.CheckErrors++
+		w.smu.Unlock()
+		w.log.Error("check failed", "err", r.err, "peers", len(r.triggers))
+		if isPermission(r.err) {
+			l.fatal = r.err
+		}
+		for _, t := range r.triggers {
+			l.sched.done(t.IP, func(Trigger) bool { return false })
+		}
+		return
+	}
+	if r.err != nil {
+		w.log.Error("repair failed", "err", r.err)
+		if isPermission(r.err) {
+			l.fatal = r.err
+		}
+	}
+	w.mu.Lock()
+	for i := range r.report.Peers {
+		p := &r.report.Peers[i]
+		if p.Ifindex == 0 {
+			continue
+		}
+		k := neighKey{p.Ifindex, p.IP}
+		if _, ok := w.cache[k]; !ok {
+			continue // not watched, or gone meanwhile
+		}
+		if p.After != nil {
+			a := *p.After
+			a.IP = p.IP
+			w.cache[k] = a
+		} else {
+			delete(w.cache, k)
+		}
+	}
+	w.mu.Unlock()
+	for i := range r.report.Peers {
+		p := &r.report.Peers[i]
+		l.sched.done(p.IP, settledBy(p))
+	}
+	w.record(r, now)
+	if r.sweep && !l.sweepStart.IsZero() {
+		w.smu.Lock()
+		w.stats.LastSweep, w.stats.SweepDuration = now, now.Sub(l.sweepStart)
+		w.smu.Unlock()
+	}
+}
+
+// settledBy returns whether a trigger raised while p was being checked
+// is answered by p's check: the check asked about the trigger's MAC
+// (the cached one, or one that answered). The kernel's own reactions to
+// a check (an entry healed by the owner's reply, the repair's write)
+// raise such triggers, and checking again would find nothing new.
+func settledBy(p *Peer) func(Trigger) bool {
+	return func(t Trigger) bool {
+		switch p.Verdict {
+		case VerdictUnknown:
+			return false
+		case VerdictOfflink:
+			return true
+		}
+		if len(t.MAC) == 0 || p.Cached != nil && bytes.Equal(p.Cached.MAC, t.MAC) {
+			return true
+		}
+		return slices.ContainsFunc(p.Replies, func(r Reply) bool { return bytes.Equal(r.MAC, t.MAC) })
+	}
+}
+
+// record counts a check's findings and logs them.
+func (w *Watcher) record(r batchResult, now time.Time) {
+	causes := make(map[netip.Addr][]Trigger)
+	for _, t := range r.triggers {
+		causes[t.IP] = append(causes[t.IP], t)
+	}
+	rep := r.report
+	w.smu.Lock()
+	st := &w.stats
+	st.Frames.SentUnicast += rep.Stats.SentUnicast
+	st.Frames.SentBroadcast += rep.Stats.SentBroadcast
+	st.Frames.Replies += rep.Stats.Replies
+	st.Frames.KernelDrops += rep.Stats.KernelDrops
+	for i := range rep.Peers {
+		p := &rep.Peers[i]
+		var counted []Cause
+		for _, t := range causes[p.IP] {
+			if !slices.Contains(counted, t.Cause) {
+				st.Checks[t.Cause]++
+				counted = append(counted, t.Cause)
+			}
+			if t.Cause != CauseSweep {
+				st.Lag.observe(now.Sub(t.At))
+			}
+		}
+		if _, seen := w.verdicts[p.IP]; p.Verdict != VerdictUnknown || !seen {
+			w.verdicts[p.IP] = judged(p)
+		}
+		if p.Action != ActionNone && p.Action != "" {
+			st.Repairs[p.Action]++
+		}
+	}
+	w.smu.Unlock()
+	for i := range rep.Peers {
+		w.logPeer(&rep.Peers[i], causes[rep.Peers[i].IP])
+	}
+}
+
+// judged is a peer's verdict after its repair: a stale entry replaced
+// or found healed is ok now.
+func judged(p *Peer) Verdict {
+	if p.Verdict == VerdictStale && (p.Action == ActionReplaced || p.Action == ActionHealed) {
+		return VerdictOK
+	}
+	return p.Verdict
+}
+
+// logPeer logs one checked peer: findings at warning level, repairs at
+// info level, healthy entries at debug level only.
+func (w *Watcher) logPeer(p *Peer, ts []Trigger) {
+	var cs []string
+	for _, t := range ts {
+		if !slices.Contains(cs, string(t.Cause)) {
+			cs = append(cs, string(t.Cause))
+		}
+	}
+	attrs := []any{"ip", p.IP, "interface", p.Interface, "verdict", p.Verdict, "action", p.Action,
+		"cause", strings.Join(cs, ",")}
+	if p.Cached != nil {
+		attrs = append(attrs, "cached_mac", p.Cached.MAC, "cached_state", p.Cached.State)
+	}
+	if p.Owner != nil {
+		attrs = append(attrs, "owner", p.Owner)
+	}
+	if p.Verdict == VerdictConflict {
+		var macs []string
+		for _, r := range p.Replies {
+			macs = append(macs, r.MAC.String())
+		}
+		attrs = append(attrs, "macs", strings.Join(macs, ","))
+	}
+	if p.Reason != "" {
+		attrs = append(attrs, "reason", p.Reason)
+	}
+	switch {
+	case p.Action == ActionReplaced || p.Action == ActionDeleted:
+		w.log.Info("repaired", attrs...)
+	case p.Action == ActionHealed:
+		w.log.Info("stale entry already healed by the kernel", attrs...)
+	case p.Verdict == VerdictStale:
+		w.log.Warn("stale entry", attrs...)
+	case p.Verdict == VerdictConflict:
+		w.log.Warn("address in conflict", attrs...)
+	case p.Verdict == VerdictDead:
+		w.log.Warn("peer dead", attrs...)
+	case p.Verdict == VerdictUnknown:
+		w.log.Warn("could not check", attrs...)
+	default:
+		w.log.Debug("checked", attrs...)
+	}
+}

@@ -1,0 +1,239 @@
+package arpprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultEventBuffer is the receive buffer size, in bytes, that a
+// NeighborMonitor asks for: room for tens of thousands of events, so
+// that a burst (a link going down flushes every entry on it) is not
+// lost while the reader is busy.
+const DefaultEventBuffer = 4 << 20
+
+// NeighborMonitor reports changes of the kernel's IPv4 neighbour table
+// as they happen, through an rtnetlink subscription (RTNLGRP_NEIGH) in
+// the network namespace it was opened in. It implements
+// NeighborEventSource. Subscribing needs no privilege.
+//
+// The kernel drops events when the subscriber's receive buffer is full
+// (ENOBUFS). A NeighborMonitor asks for a large buffer (it gets it as
+// asked with CAP_NET_ADMIN, and capped at net.core.rmem_max without);
+// when events are lost anyway, the subscription ends with an event whose
+// Err wraps ErrEventsLost, and the subscriber reads the table again.
+type NeighborMonitor struct {
+	ns vnetns.NsHandle
+	// ReceiveBuffer is the receive buffer size in bytes to ask for; zero
+	// means DefaultEventBuffer.
+	ReceiveBuffer int
+}
+
+var _ NeighborEventSource = (*NeighborMonitor)(nil)
+
+// OpenNeighborMonitor returns a NeighborMonitor for the calling thread's
+// network namespace (the process's own, unless the calling goroutine is
+// locked to a thread that entered another). It holds a reference to the
+// namespace until Close.
+func OpenNeighborMonitor() (*NeighborMonitor, error) {
+	ns, err := threadNetns()
+	if err != nil {
+		return nil, err
+	}
+	return &NeighborMonitor{ns: ns}, nil
+}
+
+// Close lets go of the namespace. Subscriptions already made are not
+// affected.
+func (m *NeighborMonitor) Close() error {
+	if err := m.ns.Close(); err != nil {
+		return fmt.Errorf("arpprobe: close namespace: %w", err)
+	}
+	return nil
+}
+
+// SubscribeNeighbors subscribes to the kernel's neighbour events (see
+// NeighborEventSource). The socket is created in the monitor's
+// namespace, whatever thread calls.
+func (m *NeighborMonitor) SubscribeNeighbors(ctx context.Context) (<-chan NeighborEvent, error) {
+	size := m.ReceiveBuffer
+	if size == 0 {
+		size = DefaultEventBuffer
+	}
+	var (
+		mu      sync.Mutex
+		lastErr error
+	)
+	raw := make(chan netlink.NeighUpdate, 256)
+	done := make(chan struct{})
+	var closeDone sync.Once
+	stop := func() { closeDone.Do(func() { close(done) }) }
+	err := netlink.NeighSubscribeWithOptions(raw, done, netlink.NeighSubscribeOptions{
+		Namespace: &m.ns,
+		ErrorCallback: func(err error) {
+			if errors.Is(err, netlink.ErrDumpInterrupted) {
+				return // only dumps are interrupted; we make none here
+			}
+			mu.Lock()
+			lastErr = err
+			mu.Unlock()
+		},
+		ReceiveBufferSize:      size,
+		ReceiveBufferForceSize: hasCapability(unix.CAP_NET_ADMIN),
+	})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("arpprobe: subscribe to neighbour events: %w", err)
+	}
+	out := make(chan NeighborEvent, 256)
+	go func() {
+		defer close(out)
+		unhook := context.AfterFunc(ctx, stop) // closing done closes the socket
+		defer unhook()
+		for u := range raw {
+			ev, ok := eventFromUpdate(u)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+			}
+		}
+		// The netlink reader has returned; let go of the socket.
+		stop()
+		if ctx.Err() != nil {
+			return
+		}
+		mu.Lock()
+		err := lastErr
+		mu.Unlock()
+		switch {
+		case errors.Is(err, syscall.ENOBUFS):
+			err = fmt.Errorf("arpprobe: neighbour events: %w: %w", ErrEventsLost, err)
+		case err == nil:
+			err = errors.New("arpprobe: neighbour events: subscription closed")
+		default:
+			err = fmt.Errorf("arpprobe: neighbour events: %w", err)
+		}
+		select {
+		case out <- NeighborEvent{Err: err}:
+		case <-ctx.Done():
+		}
+	}()
+	return out, nil
+}
+
+// eventFromUpdate converts an IPv4 neighbour update; others (IPv6,
+// bridge forwarding entries) are skipped.
+func eventFromUpdate(u netlink.NeighUpdate) (NeighborEvent, bool) {
+	if u.Family != netlink.FAMILY_V4 {
+		return NeighborEvent{}, false
+	}
+	ip, ok := netip.AddrFromSlice(u.IP)
+	if ip = ip.Unmap(); !ok || !ip.Is4() {
+		return NeighborEvent{}, false
+	}
+	var mac net.HardwareAddr
+	if len(u.HardwareAddr) > 0 {
+		mac = u.HardwareAddr
+	}
+	return NeighborEvent{
+		Neighbor: Neighbor{IP: ip, Ifindex: u.LinkIndex, MAC: mac, State: State(u.State), Flags: Flag(u.Flags)},
+		Deleted:  u.Type == unix.RTM_DELNEIGH,
+	}, true
+}
+
+// hasCapability reports whether the process holds capability c in its
+// effective set.
+func hasCapability(c int) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0
+}
+
+// threadNetns opens the network namespace of the calling thread.
+func threadNetns() (vnetns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ns, err := vnetns.Get()
+	if err != nil {
+		return vnetns.None(), fmt.Errorf("arpprobe: open the current network namespace: %w", err)
+	}
+	return ns, nil
+}
+
+// netnsPin runs functions in the network namespace that the thread
+// that made it was in, from any goroutine.
+type netnsPin struct{ ns vnetns.NsHandle }
+
+func pinNetns() (*netnsPin, error) {
+	ns, err := threadNetns()
+	if err != nil {
+		return nil, err
+	}
+	return &netnsPin{ns: ns}, nil
+}
+
+func (p *netnsPin) Close() error { return p.ns.Close() }
+
+// do runs fn on the calling goroutine's thread inside the pinned
+// namespace: directly if the thread is there already, else switched
+// into it and back. If the switch back fails the thread stays locked, so
+// that the runtime ends it with the goroutine rather than reuse it.
+func (p *netnsPin) do(fn func() error) error {
+	runtime.LockOSThread()
+	cur, err := vnetns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("arpprobe: open the current network namespace: %w", err)
+	}
+	defer cur.Close()
+	if cur.Equal(p.ns) {
+		defer runtime.UnlockOSThread()
+		return fn()
+	}
+	if err := vnetns.Set(p.ns); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("arpprobe: enter network namespace: %w", err)
+	}
+	fnErr := fn()
+	if err := vnetns.Set(cur); err != nil {
+		return errors.Join(fnErr, fmt.Errorf("arpprobe: return to network namespace: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return fnErr
+}
+
+// proberConfig returns cfg with Listen and InterfaceByIndex run in the
+// pinned namespace, so a socket lands there whatever goroutine opens it.
+func (p *netnsPin) proberConfig(cfg ProberConfig) ProberConfig {
+	listen, byIndex := cfg.Listen, cfg.InterfaceByIndex
+	cfg.Listen = func(ifi *net.Interface) (c FrameConn, err error) {
+		err = p.do(func() (err error) {
+			c, err = listen(ifi)
+			return err
+		})
+		return c, err
+	}
+	cfg.InterfaceByIndex = func(i int) (ifi *net.Interface, err error) {
+		err = p.do(func() (err error) {
+			ifi, err = byIndex(i)
+			return err
+		})
+		return ifi, err
+	}
+	return cfg
+}
