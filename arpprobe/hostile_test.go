@@ -101,3 +101,36 @@ func TestPlanRepairsKeepsUnknownReason(t *testing.T) {
 		t.Errorf("ok peer: action %s, reason %q; want none, no reason", p.Action, p.Reason)
 	}
 }
+
+// TestRepairKeepsStaticnessOfTheCurrentEntry: an entry pinned PERMANENT
+// between the snapshot and the repair stays PERMANENT when it is allowed
+// to be corrected; an entry unpinned meanwhile is written as an ordinary
+// one, which the kernel keeps validating.
+func TestRepairKeepsStaticnessOfTheCurrentEntry(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		before, at State // in the snapshot, when re-read
+		want       string
+	}{
+		{"pinned since the snapshot", StateStale, StatePermanent, "PERMANENT"},
+		{"unpinned since the snapshot", StatePermanent, StateStale, "REACHABLE"},
+		{"ordinary throughout", StateStale, StateDelay, "REACHABLE"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tbl := oneLAN(*entry(macA, tt.before))
+			tbl.beforeRead = func(n int, t *fakeTable) {
+				if n == 2 {
+					t.entries[0].State = tt.at
+				}
+			}
+			lan := &fakeLAN{}
+			lan.add(peerIP, macB, 0)
+			rep := runCheck(t, tbl, lan, []string{peerIP},
+				Options{Probe: fastOpts(BroadcastAuto), Repair: &RepairPolicy{IncludePermanent: true}})
+			want := []string{"set " + peerIP + " " + macB.String() + " " + tt.want}
+			if p := rep.Peers[0]; p.Action != ActionReplaced || len(tbl.writes) != 1 || tbl.writes[0] != want[0] {
+				t.Errorf("action %s (%q), writes %q; want replaced, %q", p.Action, p.Reason, tbl.writes, want)
+			}
+		})
+	}
+}

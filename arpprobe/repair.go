@@ -139,7 +139,14 @@ func ApplyRepairs(ctx context.Context, table NeighborTable, peers []Peer, plan [
 		}
 		var werr error
 		if c.Op == OpReplace {
-			werr = table.SetNeighbor(ctx, c.New)
+			// The entry keeps the kind it has now: pinned or unpinned
+			// since the snapshot, it stays as it was made.
+			n := c.New
+			n.State = StateReachable
+			if cur.State.Static() {
+				n.State = cur.State & (StatePermanent | StateNoARP)
+			}
+			werr = table.SetNeighbor(ctx, n)
 		} else {
 			werr = table.DeleteNeighbor(ctx, c.Old)
 		}
