@@ -182,15 +182,19 @@ func TestFaultSendErrors(t *testing.T) {
 		want   [2]Verdict
 		reason string // of the unknown peers
 	}{
-		{"EAGAIN and ENOBUFS a few times are retried", func(f Frame, n int) error {
-			switch n {
-			case 1:
-				return sendErr(syscall.EAGAIN)
-			case 2, 3, 4:
-				return sendErr(syscall.ENOBUFS)
+		{"EAGAIN and ENOBUFS a few times are retried", func() func(f Frame, n int) error {
+			tries := map[netip.Addr]int{}
+			return func(f Frame, n int) error {
+				tries[f.TargetIP]++
+				switch tries[f.TargetIP] {
+				case 1:
+					return sendErr(syscall.EAGAIN)
+				case 2:
+					return sendErr(syscall.ENOBUFS)
+				}
+				return nil
 			}
-			return nil
-		}, [2]Verdict{VerdictStale, VerdictStale}, ""},
+		}(), [2]Verdict{VerdictStale, VerdictStale}, ""},
 		{"lasting ENOBUFS gives the peer up", func(f Frame, n int) error {
 			if f.TargetIP == a3 {
 				return sendErr(syscall.ENOBUFS)
