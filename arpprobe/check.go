@@ -56,6 +56,11 @@ func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, erro
 //  4. repair, if opts.Repair is set: PlanRepairs and ApplyRepairs;
 //  5. one more dump, for each peer's After.
 //
+// If the kernel dropped received frames during the probe (the socket's
+// receive buffer overran, Stats.KernelDrops), a dead, stale or uncached
+// verdict could rest on a lost reply: such peers are unknown instead,
+// with the reason, and are not repaired.
+//
 // The report is returned whenever probing started, together with an
 // error if a repair was cut short (ctx done, missing privilege). Bad
 // options, an unknown interface or a missing privilege to probe return
@@ -109,6 +114,11 @@ func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (
 		p := &ps[i]
 		if p.Verdict == "" {
 			p.Verdict, p.Owner = Classify(p.Cached, p.Replies)
+			if rep.Stats.KernelDrops > 0 && restsOnSilence(p.Verdict) {
+				p.Verdict, p.Owner = VerdictUnknown, nil
+				p.Reason = fmt.Sprintf("the kernel dropped %d received frames (socket receive buffer full): a reply may have been lost",
+					rep.Stats.KernelDrops)
+			}
 		}
 		if p.Action == "" {
 			p.Action = ActionNone
@@ -139,6 +149,15 @@ func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (
 	}
 	rep.Duration = time.Since(start)
 	return rep, repairErr
+}
+
+// restsOnSilence reports whether a verdict rests on some MAC not having
+// answered (the cached one, or any other), which a reply lost in the
+// kernel would make wrong: then it is not verified, and nothing is written
+// on its grounds. Ok (the cached MAC answered) and conflict (two MACs
+// answered) stand whatever was lost.
+func restsOnSilence(v Verdict) bool {
+	return v == VerdictDead || v == VerdictStale || v == VerdictUncached
 }
 
 func hasLink(links []Link, name string) bool {

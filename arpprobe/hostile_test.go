@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -132,5 +133,58 @@ func TestRepairKeepsStaticnessOfTheCurrentEntry(t *testing.T) {
 				t.Errorf("action %s (%q), writes %q; want replaced, %q", p.Action, p.Reason, tbl.writes, want)
 			}
 		})
+	}
+}
+
+// dropsConn is a fakeLAN conn whose kernel reports dropped frames.
+type dropsConn struct {
+	FrameConn
+	drops uint64
+}
+
+func (c *dropsConn) KernelDrops() (uint64, error) { return c.drops, nil }
+
+// TestKernelDropsMakeSilenceUnverified: when the kernel dropped received
+// frames, a verdict resting on silence (dead, stale, uncached) may be
+// wrong, so the peer is unknown and not repaired; ok and conflict stand.
+func TestKernelDropsMakeSilenceUnverified(t *testing.T) {
+	ip := func(n byte) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, n}) }
+	tbl := oneLAN(Neighbor{IP: ip(2), MAC: macA, State: StateStale}, Neighbor{IP: ip(3), MAC: macA, State: StateStale},
+		Neighbor{IP: ip(4), MAC: macA, State: StateStale}, Neighbor{IP: ip(5), MAC: macA, State: StateStale})
+	lan := &fakeLAN{}
+	lan.add(ip(2).String(), macA, 0) // ok
+	lan.add(ip(3).String(), macB, 0) // stale
+	lan.add(ip(5).String(), macB, 0) // conflict
+	lan.add(ip(5).String(), macC, 0)
+	lan.add(ip(6).String(), macC, 0) // uncached; .4 is dead
+	cfg := lan.config()
+	listen := cfg.Listen
+	cfg.Listen = func(ifi *net.Interface) (FrameConn, error) {
+		c, err := listen(ifi)
+		return &dropsConn{FrameConn: c, drops: 3}, err
+	}
+	p := NewProber(cfg)
+	defer p.Close()
+	rep, err := (&Checker{Table: tbl, Topology: tbl, Prober: p}).Check(t.Context(),
+		[]netip.Addr{ip(2), ip(3), ip(4), ip(5), ip(6)},
+		Options{Probe: fastOpts(BroadcastAuto), Repair: &RepairPolicy{DeleteDead: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Stats.KernelDrops != 3 {
+		t.Errorf("Stats.KernelDrops = %d; want 3", rep.Stats.KernelDrops)
+	}
+	want := []Verdict{VerdictOK, VerdictUnknown, VerdictUnknown, VerdictConflict, VerdictUnknown}
+	for i, p := range rep.Peers {
+		if p.Verdict != want[i] {
+			t.Errorf("%s: %s (%q); want %s", p.IP, p.Verdict, p.Reason, want[i])
+		}
+		if p.Verdict == VerdictUnknown && (p.Owner != nil || p.Action != ActionNone ||
+			!strings.Contains(p.Reason, "the kernel dropped 3 received frames")) {
+			t.Errorf("%s: owner %s, action %s, reason %q; want no owner, none, the drops named", p.IP, p.Owner, p.Action, p.Reason)
+		}
+	}
+	if len(tbl.writes) != 0 {
+		t.Errorf("writes %q; want none on unverified verdicts", tbl.writes)
 	}
 }
