@@ -1,0 +1,140 @@
+// Package watchmetrics exports what an arpprobe.Watcher does as
+// Prometheus metrics, for `arpcheck watch --listen` and for programs
+// that run a Watcher themselves:
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(watchmetrics.New(w))
+//	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// Every metric is read from Watcher.Stats when Prometheus scrapes, so
+// watching costs nothing extra between scrapes. The metrics, all named
+// arpcheck_watch_*:
+//
+//	entries{verdict}                 gauge      watched addresses by the verdict of their latest check, after repair
+//	checks_total{cause}              counter    addresses checked, by what asked (state, mac, new, wire, sweep)
+//	repairs_total{action}            counter    actions taken on entries (replaced, healed, deleted, refused, would-*)
+//	probes_total{kind}               counter    requests sent (unicast, broadcast)
+//	replies_total                    counter    replies matched to a check
+//	frames_received_total            counter    ARP frames received, other hosts' requests included
+//	frames_dropped_total{reason}     counter    frames not used, by reason (kernel: socket buffer full)
+//	events_total                     counter    kernel neighbour events
+//	event_resyncs_total              counter    times events were lost and the table read again
+//	sightings_total                  counter    ARP from another MAC than a cached one
+//	event_lag_seconds                histogram  from an event or sighting to the end of its check
+//	check_errors_total               counter    checks that could not run
+//	sweeps_total                     counter    sweeps started
+//	sweep_duration_seconds           gauge      how long the latest sweep took
+//	last_sweep_timestamp_seconds     gauge      when the latest sweep ended (Unix time; 0: none yet)
+package watchmetrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+)
+
+// Source is what the collector reads: *arpprobe.Watcher.
+type Source interface {
+	Stats() arpprobe.WatchStats
+}
+
+// Collector is a prometheus.Collector of a Watcher's metrics.
+type Collector struct {
+	src   Source
+	descs map[string]*prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// The metrics: name, help and labels.
+var metrics = []struct {
+	name, help string
+	labels     []string
+}{
+	{"entries", "Watched addresses by the verdict of their latest check, judged after its repair.", []string{"verdict"}},
+	{"checks_total", "Addresses checked, by what asked for the check.", []string{"cause"}},
+	{"repairs_total", "Actions taken on checked entries.", []string{"action"}},
+	{"probes_total", "ARP requests sent by checks.", []string{"kind"}},
+	{"replies_total", "ARP replies matched to a check.", nil},
+	{"frames_received_total", "ARP frames received on the watched interfaces, other hosts' requests included.", nil},
+	{"frames_dropped_total", "Received frames not used, by reason: kernel, the socket buffer was full; backlog, " +
+		"too many sightings queued; unsolicited, replies to requests the watcher did not send (normal); " +
+		"the others, malformed frames.", []string{"reason"}},
+	{"events_total", "Kernel neighbour events received.", nil},
+	{"event_resyncs_total", "Times neighbour events were lost and the table was read again.", nil},
+	{"sightings_total", "ARP requests and announcements showing a watched address with another MAC than the cached one.", nil},
+	{"event_lag_seconds", "Time from a kernel event or ARP sighting to the end of the check it asked for.", nil},
+	{"check_errors_total", "Checks that could not run at all.", nil},
+	{"sweeps_total", "Sweeps of every watched address started.", nil},
+	{"sweep_duration_seconds", "How long the latest sweep took.", nil},
+	{"last_sweep_timestamp_seconds", "When the latest sweep ended, in seconds since the Unix epoch; 0 before the first.", nil},
+}
+
+// New returns a Collector reading src at each scrape.
+func New(src Source) *Collector {
+	c := &Collector{src: src, descs: make(map[string]*prometheus.Desc, len(metrics))}
+	for _, m := range metrics {
+		c.descs[m.name] = prometheus.NewDesc("arpcheck_watch_"+m.name, m.help, m.labels, nil)
+	}
+	return c
+}
+
+// Describe sends the descriptions of every metric.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// actions are the repair actions counted (every action but none).
+var actions = []arpprobe.Action{arpprobe.ActionReplaced, arpprobe.ActionHealed, arpprobe.ActionDeleted,
+	arpprobe.ActionWouldReplace, arpprobe.ActionWouldDelete, arpprobe.ActionRefused}
+
+// Collect reads the Watcher's counters once and sends every metric.
+// Labelled metrics have a series for every value, zeros included, so
+// that alerts and rates work from the first scrape.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Stats()
+	counter := func(name string, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(name string, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, labels...)
+	}
+	for _, v := range arpprobe.Verdicts {
+		gauge("entries", float64(s.Entries[v]), string(v))
+	}
+	for _, cause := range arpprobe.Causes {
+		counter("checks_total", s.Checks[cause], string(cause))
+	}
+	for _, a := range actions {
+		counter("repairs_total", s.Repairs[a], string(a))
+	}
+	counter("probes_total", s.Frames.SentUnicast, "unicast")
+	counter("probes_total", s.Frames.SentBroadcast, "broadcast")
+	counter("replies_total", s.Frames.Replies)
+	counter("frames_received_total", s.Frames.Received)
+	for r := arpprobe.DropReason(1); int(r) < len(s.Frames.Dropped); r++ {
+		counter("frames_dropped_total", s.Frames.Dropped[r], r.String())
+	}
+	counter("frames_dropped_total", s.Frames.KernelDrops, "kernel")
+	counter("frames_dropped_total", s.SightingsDropped, "backlog")
+	counter("events_total", s.Events)
+	counter("event_resyncs_total", s.Resyncs)
+	counter("sightings_total", s.Sightings)
+	buckets := make(map[float64]uint64, len(s.Lag.Bounds))
+	var cum uint64
+	for i, b := range s.Lag.Bounds {
+		cum += s.Lag.Counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(c.descs["event_lag_seconds"], s.Lag.Count, s.Lag.Sum.Seconds(), buckets)
+	counter("check_errors_total", s.CheckErrors)
+	counter("sweeps_total", s.Sweeps)
+	gauge("sweep_duration_seconds", s.SweepDuration.Seconds())
+	last := 0.0
+	if !s.LastSweep.IsZero() {
+		last = float64(s.LastSweep.UnixNano()) / 1e9
+	}
+	gauge("last_sweep_timestamp_seconds", last)
+}
