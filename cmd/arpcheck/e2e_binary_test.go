@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,22 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	out, err := cmd.CombinedOutput()
 	if got, want := string(out), "repair\n--deadline\n"; err != nil || got != want {
 		t.Errorf("completions %q, %v; want %q", got, err, want)
+	}
+}
+
+// A release sets the version with -ldflags, and version reports it.
+func TestBinaryVersionFromLdflags(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	bin := filepath.Join(t.TempDir(), "arpcheck")
+	out, err := exec.Command(goCmd, "build", "-ldflags", "-X main.version=v9.8.7", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "arpcheck v9.8.7 ") {
+		t.Errorf("arpcheck version = %q, %v; want arpcheck v9.8.7 ...", out, err)
 	}
 }
