@@ -23,7 +23,7 @@ type link struct {
 	// for each request sent.
 	template []byte
 
-	wmu sync.Mutex // serialises WriteFrame
+	wmu sync.Mutex // serialises writes
 
 	mu sync.RWMutex
 	// pending holds the probes waiting for replies, by sender IPv4
@@ -158,11 +158,22 @@ func (l *link) unregister(pp *peerProbe) {
 	}
 }
 
-func (l *link) write(frame []byte) error {
+// writeFrames sends frames in order, with WriteFrames when the conn is a
+// BatchWriter and a WriteFrame each otherwise. It returns how many were
+// sent; when fewer than all, err is the error of the first not sent.
+func (l *link) writeFrames(frames [][]byte) (sent int, err error) {
 	l.wmu.Lock()
-	err := l.conn.WriteFrame(frame)
-	l.wmu.Unlock()
-	return err
+	defer l.wmu.Unlock()
+	if bw, ok := l.conn.(BatchWriter); ok {
+		return bw.WriteFrames(frames)
+	}
+	for _, f := range frames {
+		if err := l.conn.WriteFrame(f); err != nil {
+			return sent, err
+		}
+		sent++
+	}
+	return sent, nil
 }
 
 // failed reports the reader's error, if it has stopped.
