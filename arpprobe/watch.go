@@ -31,6 +31,12 @@ const (
 	// RFC 1122 (2.3.2.1) asks: at most about one request per second per
 	// destination.
 	WatchGap = time.Second
+	// DefaultWatchTimeout is how long a Watcher's checks wait for replies
+	// to one attempt, unless Check.Probe.Timeout says otherwise: less
+	// than DefaultTimeout, because a LAN answers within a millisecond and
+	// an entry under suspicion may be failing traffic meanwhile. A stale
+	// entry takes two attempts to find.
+	DefaultWatchTimeout = 200 * time.Millisecond
 )
 
 const (
@@ -87,7 +93,8 @@ type WatchConfig struct {
 	Prober ProberConfig
 	// Check is what each check does: the interface, how peers are asked
 	// and, with Repair set, the repair policy, exactly as for
-	// Checker.Check.
+	// Checker.Check, except that a zero Probe.Timeout means
+	// DefaultWatchTimeout.
 	Check Options
 	// Peers, if set, limits the Watcher to these addresses, which are
 	// swept whether or not they have an entry; nil watches every IPv4
@@ -184,6 +191,9 @@ type sighting struct {
 func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	if cfg.Table == nil || cfg.Topology == nil {
 		return nil, errors.New("arpprobe: watch: a Table and a Topology are required")
+	}
+	if cfg.Check.Probe.Timeout == 0 {
+		cfg.Check.Probe.Timeout = DefaultWatchTimeout
 	}
 	if _, err := cfg.Check.Probe.withDefaults(); err != nil {
 		return nil, err
@@ -725,7 +735,7 @@ func (l *watchLoop) sighting(s sighting) {
 	w.smu.Unlock()
 	mac := net.HardwareAddr(s.mac[:])
 	w.log.Debug("ARP from another MAC than the cached one", "ip", s.ip, "interface", n.Interface,
-		"cached_mac", n.MAC, "cached_state", n.State, "announced_mac", mac)
+		"cached_mac", n.MAC.String(), "cached_state", n.State, "announced_mac", mac.String())
 	l.sched.add(Trigger{IP: s.ip, MAC: mac, Cause: CauseWire, At: s.at})
 }
 
@@ -923,10 +933,10 @@ func (w *Watcher) logPeer(p *Peer, ts []Trigger) {
 	attrs := []any{"ip", p.IP, "interface", p.Interface, "verdict", p.Verdict, "action", p.Action,
 		"cause", strings.Join(cs, ",")}
 	if p.Cached != nil {
-		attrs = append(attrs, "cached_mac", p.Cached.MAC, "cached_state", p.Cached.State)
+		attrs = append(attrs, "cached_mac", p.Cached.MAC.String(), "cached_state", p.Cached.State)
 	}
 	if p.Owner != nil {
-		attrs = append(attrs, "owner", p.Owner)
+		attrs = append(attrs, "owner", p.Owner.String())
 	}
 	if p.Verdict == VerdictConflict {
 		var macs []string
