@@ -94,7 +94,8 @@ func listenError(ifi *net.Interface, err error) error {
 	if errors.As(err, &errno) {
 		switch errno {
 		case unix.EPERM, unix.EACCES:
-			return fmt.Errorf("arpprobe: listen on %s: raw sockets need CAP_NET_RAW: %w", ifi.Name, errno)
+			return &CapabilityError{Capability: "CAP_NET_RAW",
+				Err: fmt.Errorf("arpprobe: listen on %s: raw sockets need CAP_NET_RAW: %w", ifi.Name, errno)}
 		case unix.ENODEV, unix.ENXIO:
 			return fmt.Errorf("arpprobe: listen on %s: no interface with index %d in this network namespace: %w", ifi.Name, ifi.Index, errno)
 		case unix.ENETDOWN:

@@ -743,8 +743,9 @@ func TestListenARPPermission(t *testing.T) {
 			errc <- errors.New("ListenARP succeeded without CAP_NET_RAW")
 			return
 		}
-		if !errors.Is(err, os.ErrPermission) {
-			errc <- fmt.Errorf("ListenARP: %v, want os.ErrPermission", err)
+		var ce *CapabilityError
+		if !errors.Is(err, os.ErrPermission) || !errors.As(err, &ce) || ce.Capability != "CAP_NET_RAW" {
+			errc <- fmt.Errorf("ListenARP: %v, want os.ErrPermission and a CapabilityError for CAP_NET_RAW", err)
 			return
 		}
 		if want := "arpprobe: listen on lo: raw sockets need CAP_NET_RAW: operation not permitted"; err.Error() != want {

@@ -35,6 +35,14 @@
 //     that changed since the snapshot are refused; entries are never
 //     added for peers that had none.
 //
+// # Other parts
+//
+// ParsePeers and PeerSet read peer lists (addresses and prefixes, one per
+// line, as ip-neighbour(8) prints them) with errors that name the line.
+// Ping asks one address repeatedly, arping-style, and reports every reply
+// with its MAC and round-trip time. PcapWriter records every frame a
+// Prober sends and receives.
+//
 // # What the kernel does meanwhile
 //
 // A wrong non-permanent entry left alone recovers by itself in about 8 s
@@ -47,9 +55,9 @@
 // # Privileges and costs
 //
 // Probing opens AF_PACKET sockets and needs CAP_NET_RAW; repair writes
-// through netlink and needs CAP_NET_ADMIN. Missing privileges give errors
-// for which errors.Is(err, os.ErrPermission) is true and whose message
-// names the capability. A check of N peers sends about one frame per
+// through netlink and needs CAP_NET_ADMIN. A missing privilege gives a
+// *CapabilityError naming the capability, for which errors.Is(err,
+// os.ErrPermission) is true as well. A check of N peers sends about one frame per
 // peer when the table is healthy, and lasts about the sending time plus
 // Attempts × Timeout at worst, whatever N.
 //

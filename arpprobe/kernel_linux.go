@@ -275,7 +275,8 @@ func kernelError(what string, err error) error {
 // errors.Is(err, os.ErrPermission).
 func writeError(what string, err error) error {
 	if errors.Is(err, os.ErrPermission) {
-		return fmt.Errorf("arpprobe: %s: %w (writing the neighbour table needs CAP_NET_ADMIN)", what, err)
+		return &CapabilityError{Capability: "CAP_NET_ADMIN",
+			Err: fmt.Errorf("arpprobe: %s: %w (writing the neighbour table needs CAP_NET_ADMIN)", what, err)}
 	}
 	return kernelError(what, err)
 }

@@ -472,7 +472,8 @@ func writeWithoutPrivilege() error {
 	} {
 		err := write()
 		want := "arpprobe: " + op + " neighbour 198.18.0.2 dev lo: operation not permitted (writing the neighbour table needs CAP_NET_ADMIN)"
-		if !errors.Is(err, os.ErrPermission) || err.Error() != want {
+		var ce *CapabilityError
+		if !errors.Is(err, os.ErrPermission) || err.Error() != want || !errors.As(err, &ce) || ce.Capability != "CAP_NET_ADMIN" {
 			return fmt.Errorf("%s without CAP_NET_ADMIN: %v; want os.ErrPermission and %q", op, err, want)
 		}
 	}

@@ -56,6 +56,8 @@ type Summary struct {
 	Unknown  int
 	// Repaired counts stale peers whose entry was replaced or found healed.
 	Repaired int
+	// Deleted counts dead peers whose entry was deleted.
+	Deleted int
 }
 
 // Count returns the number of peers with verdict v.
@@ -97,8 +99,11 @@ func (s *Summary) add(p *Peer) {
 	case VerdictUnknown:
 		s.Unknown++
 	}
-	if p.Verdict == VerdictStale && (p.Action == ActionReplaced || p.Action == ActionHealed) {
+	switch {
+	case p.Verdict == VerdictStale && (p.Action == ActionReplaced || p.Action == ActionHealed):
 		s.Repaired++
+	case p.Verdict == VerdictDead && p.Action == ActionDeleted:
+		s.Deleted++
 	}
 }
 

@@ -18,9 +18,21 @@ import (
 const setcapHint = "run as root, or grant them once: setcap cap_net_raw,cap_net_admin+ep $(command -v arpcheck)"
 
 // privilegeError explains a missing privilege: what needed which
-// capability, and how to grant it.
-func privilegeError(err error, what, capability string) error {
-	return fmt.Errorf("%w\n%s needs %s; %s", err, what, capability, setcapHint)
+// capability (the library's CapabilityError names it), and how to grant
+// it. Other errors are returned as they are.
+func privilegeError(err error) error {
+	var ce *arpprobe.CapabilityError
+	switch {
+	case errors.As(err, &ce):
+		what := "probing"
+		if ce.Capability == "CAP_NET_ADMIN" {
+			what = "repair"
+		}
+		return fmt.Errorf("%w\n%s needs %s; %s", err, what, ce.Capability, setcapHint)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w\n%s", err, setcapHint)
+	}
+	return err
 }
 
 // checkAction runs verify or repair.
@@ -85,20 +97,14 @@ func (e *env) check(ctx context.Context, cfg *checkConfig) (*result, error) {
 	}
 	rep, err := arpprobe.Check(runCtx, peers, cfg.opts)
 	if rep == nil {
-		if err != nil && errors.Is(err, os.ErrPermission) {
-			err = privilegeError(err, "probing", "CAP_NET_RAW")
-		}
-		return nil, err
+		return nil, privilegeError(err)
 	}
 	res.report = rep
 	res.status = exitStatus(rep.Peers)
 	var notes []error
 	if err != nil {
 		res.status = exitUnknown
-		if errors.Is(err, os.ErrPermission) {
-			err = privilegeError(err, "repair", "CAP_NET_ADMIN")
-		}
-		notes = append(notes, err)
+		notes = append(notes, privilegeError(err))
 	}
 	switch {
 	case ctx.Err() != nil:

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -39,9 +37,7 @@ func (e *env) probeAction(c *cli.Context) error {
 	cfg.OnReply = pr.reply
 	st, err := arpprobe.Ping(ctx, cfg)
 	if err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			err = privilegeError(err, "probing", "CAP_NET_RAW")
-		}
+		err = privilegeError(err)
 		if st.Sent > 0 {
 			pr.stats(&st)
 		}
