@@ -64,10 +64,12 @@
 // # Network namespaces
 //
 // Sockets and netlink handles belong to the network namespace they are
-// created in. Check and Prober.Probe open theirs in the calling
-// goroutine's namespace; to work in another one, call them from a
-// goroutine locked to an OS thread that has entered it, or build a
-// Checker from NewKernel with a handle made for that namespace.
+// created in. Check opens both in the calling goroutine's namespace, and a
+// Prober opens each interface's socket in the namespace of the goroutine
+// that first probes on it (afterwards the socket works from anywhere). To
+// check another namespace, run Check or Checker.Check from a goroutine
+// locked to an OS thread that has entered it; NewKernel with a handle made
+// for that namespace then reads its tables from anywhere.
 //
 // # Testing without privileges
 //
