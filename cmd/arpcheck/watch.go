@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watchmetrics"
+)
+
+// The flags of watch only; it shares the others with verify and repair.
+const (
+	flagWatchRepair    = "repair"
+	flagWatchPoll      = "poll"
+	flagWatchListen    = "listen"
+	flagWatchLogFormat = "log-format"
+	flagWatchLogLevel  = "log-level"
+)
+
+// watchCommand is `arpcheck watch`.
+func (e *env) watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "keep watching the cache: check entries as they change and, with --repair, correct them",
+		ArgsUsage: "[PEER ...]",
+		Description: "A daemon. It checks an entry as soon as the kernel says it went STALE, DELAY or\n" +
+			"PROBE, changed MAC or appeared, and as soon as another host's ARP request or\n" +
+			"announcement shows the address with another MAC than the cached one (which\n" +
+			"catches PERMANENT entries); it also sweeps every watched entry each --interval.\n" +
+			"Each check is a verify (with --repair, a repair with the same safeguards) of\n" +
+			"the addresses concerned, at most one per address per second. Without PEERs and\n" +
+			"--peers, every IPv4 entry of the neighbour table is watched.\n\n" +
+			"Findings and repairs are logged to standard error (nothing when all is well).\n" +
+			"With --listen, Prometheus metrics are served on /metrics and a health check\n" +
+			"on /healthz. SIGHUP reads the peers again; SIGINT and SIGTERM stop it (exit 0).",
+		Flags:        watchFlags(),
+		Action:       e.watchAction,
+		OnUsageError: onUsageError,
+	}
+}
+
+// watchFlags are the flags of watch: verify's peer and probing flags,
+// repair's, and its own.
+func watchFlags() []cli.Flag {
+	shared := map[string]bool{flagInterface: true, flagPeers: true, flagTimeout: true, flagAttempts: true,
+		flagBroadcast: true, flagRate: true, flagBroadcastRate: true}
+	var flags []cli.Flag
+	for _, f := range checkFlags() {
+		if shared[f.Names()[0]] {
+			flags = append(flags, f)
+		}
+		if d, ok := f.(*cli.DurationFlag); ok && d.Name == flagTimeout {
+			d.Value = arpprobe.DefaultWatchTimeout
+		}
+	}
+	flags = append(flags,
+		&cli.BoolFlag{Name: flagWatchRepair, EnvVars: envVars(flagWatchRepair),
+			Usage: "correct wrong entries as arpcheck repair does (without it, only report them)"})
+	flags = append(flags, repairFlags()...)
+	return append(flags,
+		&cli.DurationFlag{Name: flagInterval, EnvVars: envVars(flagInterval), Value: arpprobe.DefaultWatchInterval,
+			Usage: "sweep every watched entry every `DURATION`; 0: only once, at the start"},
+		&cli.DurationFlag{Name: flagWatchPoll, EnvVars: envVars(flagWatchPoll), Value: arpprobe.DefaultWatchPoll,
+			Usage: "read the table every `DURATION`, to see entries start being used while STALE " +
+				"(the kernel announces no event for that); 0: never"},
+		&cli.StringFlag{Name: flagWatchListen, EnvVars: envVars(flagWatchListen),
+			Usage: "serve /metrics (Prometheus) and /healthz on `ADDRESS`, such as :9808 (default: off)"},
+		&cli.StringFlag{Name: flagWatchLogFormat, EnvVars: envVars(flagWatchLogFormat), Value: "text",
+			Usage: "log `FORMAT`: text or json"},
+		&cli.StringFlag{Name: flagWatchLogLevel, EnvVars: envVars(flagWatchLogLevel), Value: "info",
+			Usage: "log from `LEVEL` up: debug (every check), info (repairs), warn (findings only) or error"},
+	)
+}
+
+// watchConfig is what watch was asked to do.
+type watchConfig struct {
+	watch     arpprobe.WatchConfig
+	peerArgs  []string
+	peers     string // --peers
+	listen    string
+	logFormat string
+	logLevel  slog.Level
+}
+
+// readWatchFlags reads and checks watch's flags; errors are usage errors.
+func readWatchFlags(c *cli.Context) (*watchConfig, error) {
+	cfg := &watchConfig{
+		peerArgs:  c.Args().Slice(),
+		peers:     c.String(flagPeers),
+		listen:    c.String(flagWatchListen),
+		logFormat: c.String(flagWatchLogFormat),
+	}
+	var errs []string
+	policy, err := arpprobe.ParseBroadcastPolicy(c.String(flagBroadcast))
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("--broadcast %q: want auto, always or never", c.String(flagBroadcast)))
+	}
+	w := &cfg.watch
+	w.Check = arpprobe.Options{
+		Interface: c.String(flagInterface),
+		Probe: arpprobe.ProbeOptions{
+			Timeout:       c.Duration(flagTimeout),
+			Attempts:      c.Int(flagAttempts),
+			Broadcast:     policy,
+			Rate:          c.Int(flagRate),
+			BroadcastRate: c.Int(flagBroadcastRate),
+		},
+	}
+	if c.Bool(flagWatchRepair) {
+		w.Check.Repair = &arpprobe.RepairPolicy{
+			DryRun:           c.Bool(flagDryRun),
+			DeleteDead:       c.Bool(flagDeleteDead),
+			IncludePermanent: c.Bool(flagIncludePermanent),
+		}
+	} else {
+		for _, name := range []string{flagDryRun, flagDeleteDead, flagIncludePermanent} {
+			if c.Bool(name) {
+				errs = append(errs, "--"+name+" needs --"+flagWatchRepair)
+			}
+		}
+	}
+	positive := func(name string, ok bool) {
+		if !ok {
+			errs = append(errs, "--"+name+" must be positive")
+		}
+	}
+	positive(flagTimeout, w.Check.Probe.Timeout > 0)
+	positive(flagAttempts, w.Check.Probe.Attempts > 0)
+	positive(flagRate, w.Check.Probe.Rate > 0)
+	positive(flagBroadcastRate, w.Check.Probe.BroadcastRate > 0)
+	// 0 turns sweeps (after the first) and reads off; the library's
+	// zero means its default.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		dst  *time.Duration
+	}{{flagInterval, c.Duration(flagInterval), &w.Interval}, {flagWatchPoll, c.Duration(flagWatchPoll), &w.Poll}} {
+		switch {
+		case d.v < 0:
+			errs = append(errs, "--"+d.name+" must not be negative")
+		case d.v == 0:
+			*d.dst = -1
+		default:
+			*d.dst = d.v
+		}
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		errs = append(errs, fmt.Sprintf("--%s %q: want text or json", flagWatchLogFormat, cfg.logFormat))
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(c.String(flagWatchLogLevel))); err != nil {
+		errs = append(errs, fmt.Sprintf("--%s %q: want debug, info, warn or error", flagWatchLogLevel, c.String(flagWatchLogLevel)))
+	}
+	if len(errs) > 0 {
+		return nil, usageError(c, "%s", strings.Join(errs, "; "))
+	}
+	return cfg, nil
+}
+
+// watchPeers reads the peers of watch: nil for the whole table, an
+// empty list for none.
+func watchPeers(cfg *watchConfig, stdin io.Reader) ([]netip.Addr, error) {
+	peers, given, err := readPeers(cfg.peerArgs, cfg.peers, stdin)
+	if err != nil {
+		return nil, err
+	}
+	if given && peers == nil {
+		peers = []netip.Addr{}
+	}
+	return peers, nil
+}
+
+// watchAction runs watch until SIGINT or SIGTERM.
+func (e *env) watchAction(c *cli.Context) error {
+	cfg, err := readWatchFlags(c)
+	if err != nil {
+		return err
+	}
+	peers, err := watchPeers(cfg, e.stdin)
+	if err != nil {
+		return fail(err)
+	}
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	var h slog.Handler = slog.NewTextHandler(e.stderr, opts)
+	if cfg.logFormat == "json" {
+		h = slog.NewJSONHandler(e.stderr, opts)
+	}
+	log := slog.New(h)
+
+	k, err := arpprobe.OpenKernel()
+	if err != nil {
+		return fail(err)
+	}
+	defer k.Close()
+	mon, err := arpprobe.OpenNeighborMonitor()
+	if err != nil {
+		return fail(err)
+	}
+	defer mon.Close()
+	wc := cfg.watch
+	wc.Table, wc.Topology, wc.Events, wc.Peers, wc.Logger = k, k, mon, peers, log
+	w, err := arpprobe.NewWatcher(wc)
+	if err != nil {
+		return fail(err)
+	}
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	var running atomic.Bool
+	if cfg.listen != "" {
+		stop, err := serveMetrics(ctx, cfg.listen, w, &running, wc.Interval, log)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				e.reloadPeers(cfg, w, log)
+			}
+		}
+	}()
+
+	what := "every entry"
+	if peers != nil {
+		what = fmt.Sprintf("%d peers", len(peers))
+	}
+	log.Info("watching", "peers", what, "repair", wc.Check.Repair != nil, "interval", c.Duration(flagInterval),
+		"listen", cfg.listen)
+	running.Store(true)
+	err = w.Run(ctx)
+	running.Store(false)
+	if err != nil {
+		return fail(privilegeError(err))
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// reloadPeers reads the peer list again, on SIGHUP. A list that does not
+// parse leaves the current one in place.
+func (e *env) reloadPeers(cfg *watchConfig, w *arpprobe.Watcher, log *slog.Logger) {
+	if cfg.peers == "-" {
+		log.Warn("SIGHUP: peers came from standard input; nothing to read again")
+		return
+	}
+	peers, err := watchPeers(cfg, nil)
+	if err != nil {
+		log.Error("SIGHUP: peers not reloaded; keeping the current list", "err", err)
+		return
+	}
+	w.SetPeers(peers)
+	what := "every entry"
+	if peers != nil {
+		what = fmt.Sprintf("%d peers", len(peers))
+	}
+	log.Info("SIGHUP: peers reloaded", "peers", what)
+}
+
+// serveMetrics serves /metrics and /healthz on addr until stop is called.
+// It fails at once if addr cannot be listened on.
+func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, running *atomic.Bool,
+	interval time.Duration, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %w", flagWatchListen, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(watchmetrics.New(w), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		if msg := health(running.Load(), w.Stats().LastSweep, interval, time.Now()); msg != "" {
+			http.Error(rw, msg, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		<-done
+	}, nil
+}
+
+// health says what is wrong with a watcher ("" when nothing): it must be
+// running, have finished its first sweep and, if it sweeps, have
+// finished one within two intervals and a minute.
+func health(running bool, lastSweep time.Time, interval time.Duration, now time.Time) string {
+	switch {
+	case !running:
+		return "not running"
+	case lastSweep.IsZero():
+		return "starting: first sweep not finished"
+	case interval > 0 && now.Sub(lastSweep) > 2*interval+time.Minute:
+		return fmt.Sprintf("no sweep finished for %s", now.Sub(lastSweep).Round(time.Second))
+	}
+	return ""
+}
