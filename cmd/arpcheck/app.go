@@ -108,6 +108,7 @@ func newApp(e *env) *cli.App {
 				Action:       e.probeAction,
 				OnUsageError: onUsageError,
 			},
+			e.watchCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",
