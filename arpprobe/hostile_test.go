@@ -188,3 +188,46 @@ func TestKernelDropsMakeSilenceUnverified(t *testing.T) {
 		t.Errorf("writes %q; want none on unverified verdicts", tbl.writes)
 	}
 }
+
+// TestUnaskedMACsDoNotDecide: while only the cached MAC has been asked
+// (by unicast), a reply from another MAC answers someone else's request
+// (gratuitous, forged, another prober's): it is counted as unsolicited
+// and decides nothing. Under auto the broadcast still goes out and finds
+// every owner; under never the verdict stays ok or dead.
+func TestUnaskedMACsDoNotDecide(t *testing.T) {
+	peer, us := netip.MustParseAddr(peerIP), netip.MustParseAddr("198.18.0.1")
+	for _, tt := range []struct {
+		policy    BroadcastPolicy
+		want      Verdict
+		broadcast int
+	}{
+		{BroadcastAuto, VerdictConflict, 1},
+		{BroadcastNever, VerdictDead, 0},
+	} {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			tbl := oneLAN(*entry(macA, StateStale))
+			lan := &fakeLAN{}
+			lan.add(peerIP, macB, 0) // two owners answer broadcasts
+			lan.add(peerIP, macC, 0)
+			var once sync.Once
+			lan.onSend = func(f Frame) {
+				if !isBroadcast(f) {
+					once.Do(func() { lan.inject(replyFrame(macB, peer, proberMAC, us)) })
+				}
+			}
+			rep := runCheck(t, tbl, lan, []string{peerIP},
+				Options{Probe: fastOpts(tt.policy), Repair: &RepairPolicy{}})
+			p := rep.Peers[0]
+			if p.Verdict != tt.want || len(tbl.writes) != 0 {
+				t.Errorf("verdict %s owner %s (replies %+v), writes %q; want %s, nothing written",
+					p.Verdict, p.Owner, p.Replies, tbl.writes, tt.want)
+			}
+			if n := lan.count(isBroadcast); n != tt.broadcast {
+				t.Errorf("%d broadcasts; want %d", n, tt.broadcast)
+			}
+			if rep.Stats.Dropped[DropUnsolicited] == 0 {
+				t.Errorf("the unasked reply was not counted as unsolicited")
+			}
+		})
+	}
+}
