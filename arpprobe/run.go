@@ -108,7 +108,12 @@ type run struct {
 
 	total, bcast *rate.Limiter
 	stats        Stats
-	buf          []byte // the frame being sent (scheduler only)
+
+	// The batch being sent (scheduler only): its attempts, its frames,
+	// and the buffers the frames are built in.
+	batch     []sendItem
+	frames    [][]byte
+	frameBufs [][]byte
 
 	pps     slab[peerProbe] // for add
 	replies slab[Reply]     // for each peer's first reply (onReply)
@@ -367,9 +372,43 @@ func (r *run) expire(now time.Time) {
 }
 
 // sendDue sends the attempts at the head of the queue while the rate
-// limits allow; it returns when the next one may go (zero: none queued).
-// r.mu is held on entry and exit, released around each write.
+// limits allow, in batches (see sendBatch); it returns when the next one
+// may go (zero: none queued). r.mu is held on entry and exit, released
+// around each write.
 func (r *run) sendDue(now time.Time) time.Time {
+	for {
+		wait := r.takeDue(now)
+		if len(r.batch) > 0 {
+			now = r.sendBatch()
+		}
+		switch {
+		case wait > 0:
+			return now.Add(wait)
+		case r.sends.len() == 0:
+			return time.Time{}
+		}
+	}
+}
+
+// sendItem is an attempt in the batch being sent, and its requests.
+type sendItem struct {
+	pp      *peerProbe
+	uni, bc bool
+}
+
+// maxSendBatch is the most frames one batch holds: as many as the
+// socket of ListenARP sends with one sendmmsg(2). On a veth, where the
+// peer's kernel answers within the sender's system call, the last frame
+// of a full batch leaves some 0.5 ms after the first.
+const maxSendBatch = 64
+
+// takeDue moves attempts from the head of the queue into r.batch, taking
+// their rate tokens and starting them, until the batch is full, the next
+// attempt goes out on another link, or the rate limits say to wait: it
+// returns how long. r.mu is held.
+func (r *run) takeDue(now time.Time) time.Duration {
+	r.batch = r.batch[:0]
+	frames := 0
 	for r.sends.len() > 0 {
 		pp := *r.sends.peek()
 		if pp.done {
@@ -386,24 +425,99 @@ func (r *run) sendDue(now time.Time) time.Time {
 		if bc {
 			n++
 		}
+		if frames+n > maxSendBatch || len(r.batch) > 0 && pp.link != r.batch[0].pp.link {
+			return 0
+		}
 		if wait := r.reserve(now, n, bc); wait > 0 {
-			return now.Add(wait)
+			return wait
 		}
 		r.sends.pop()
 		pp.attempt++
 		pp.uniSent, pp.bcastSent, pp.bcastAnswered, pp.settling = uni, bc, false, false
 		pp.askedUnicast = pp.askedUnicast || uni
 		pp.askedBroadcast = pp.askedBroadcast || bc
-		pp.lastSend = now
-		err := r.sendFrames(pp, uni, bc)
-		now = time.Now()
-		if err != nil {
-			r.sendFailed(pp, err, now)
-			continue
-		}
-		r.windows.push(timed{pp: pp, due: now.Add(r.opts.Timeout), attempt: pp.attempt})
+		r.batch = append(r.batch, sendItem{pp: pp, uni: uni, bc: bc})
+		frames += n
 	}
-	return time.Time{}
+	return 0
+}
+
+// sendBatch writes the requests of the attempts in r.batch, all on one
+// link, with as few system calls as the link's conn allows, and starts
+// the window of each attempt sent; it returns the time after the write.
+// r.mu is held on entry and exit, and released during the write so that
+// the reader can record replies meanwhile.
+func (r *run) sendBatch() time.Time {
+	l := r.batch[0].pp.link
+	r.frames = r.frames[:0]
+	for _, it := range r.batch {
+		if it.uni {
+			r.frames = append(r.frames, r.request(it.pp, it.pp.cached[:]))
+		}
+		if it.bc {
+			r.frames = append(r.frames, r.request(it.pp, nil))
+		}
+	}
+	start := time.Now()
+	for _, it := range r.batch {
+		it.pp.lastSend = start
+	}
+	r.mu.Unlock()
+	if l.tap != nil {
+		for _, f := range r.frames {
+			l.tap(TapEvent{Ifindex: l.ifindex, Time: start, Sent: true, Frame: f})
+		}
+	}
+	sent, err := l.writeFrames(r.frames)
+	r.mu.Lock()
+	now := time.Now()
+	var failed *peerProbe // the attempt whose frame failed
+	for _, it := range r.batch {
+		// The frames went out in order: sent counts those of the
+		// attempts before this one, then this one's.
+		ok := true
+		if it.uni {
+			if ok = sent > 0; ok {
+				sent--
+				r.stats.SentUnicast++
+			}
+		}
+		if it.bc && ok {
+			if ok = sent > 0; ok {
+				sent--
+				r.stats.SentBroadcast++
+			}
+		}
+		switch {
+		case ok:
+			r.windows.push(timed{pp: it.pp, due: now.Add(r.opts.Timeout), attempt: it.pp.attempt})
+		case failed == nil:
+			failed = it.pp
+		default:
+			r.notTried(it.pp, err, now)
+		}
+	}
+	if failed != nil {
+		// After the attempts not tried, so that a lasting full buffer
+		// costs each attempt in turn a retry, as single writes would.
+		r.sendFailed(failed, err, now)
+	}
+	return now
+}
+
+// request returns a request for pp's address from pp's source, unicast to
+// dst or broadcast when dst is nil, built in a buffer of the run's own
+// that is reused by the next batch.
+func (r *run) request(pp *peerProbe, dst []byte) []byte {
+	i := len(r.frames)
+	if i == len(r.frameBufs) {
+		r.frameBufs = append(r.frameBufs, make([]byte, 0, len(pp.link.template)))
+	}
+	f := append(r.frameBufs[i][:0], pp.link.template...)
+	r.frameBufs[i] = f
+	setRequestSender(f, pp.peer.Source)
+	setRequestTarget(f, dst, pp.peer.IP)
+	return f
 }
 
 // reserve takes n frame tokens (one of them a broadcast token when bc),
@@ -426,42 +540,30 @@ func (r *run) reserve(now time.Time, n int, bc bool) time.Duration {
 	return wait
 }
 
-// sendFrames writes the attempt's requests. r.mu is released during the
-// writes so the reader can record replies meanwhile.
-func (r *run) sendFrames(pp *peerProbe, uni, bc bool) error {
-	var err error
-	r.mu.Unlock()
-	defer r.mu.Lock()
-	if uni {
-		err = r.send(pp, pp.cached[:])
-		if err == nil {
-			r.stats.SentUnicast++ // scheduler-only field
-		}
-	}
-	if bc && err == nil {
-		err = r.send(pp, nil)
-		if err == nil {
-			r.stats.SentBroadcast++
-		}
-	}
-	return err
+// transient reports whether a send error may pass: a full socket buffer
+// or transmit queue.
+func transient(err error) bool {
+	return errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EAGAIN)
 }
 
-func (r *run) send(pp *peerProbe, dst []byte) error {
-	l := pp.link
-	r.buf = append(r.buf[:0], l.template...)
-	setRequestSender(r.buf, pp.peer.Source)
-	setRequestTarget(r.buf, dst, pp.peer.IP)
-	if l.tap != nil {
-		l.tap(TapEvent{Ifindex: l.ifindex, Time: time.Now(), Sent: true, Frame: r.buf})
+// notTried handles an attempt of a batch that was not written because an
+// earlier frame of the batch failed with err. After a transient error it
+// is sent again after a short pause, without using up one of its own
+// retries; after another error (the interface is down or gone) its own
+// write would fail alike, so it fails now.
+func (r *run) notTried(pp *peerProbe, err error, now time.Time) {
+	if !transient(err) {
+		r.sendFailed(pp, err, now)
+		return
 	}
-	return l.write(r.buf)
+	pp.attempt--
+	r.retries.push(timed{pp: pp, due: now.Add(time.Millisecond), attempt: pp.attempt})
 }
 
 // sendFailed retries an attempt after a transient send error (a full
 // socket buffer) a few times, and otherwise gives the peer up.
 func (r *run) sendFailed(pp *peerProbe, err error, now time.Time) {
-	if (errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EAGAIN)) && pp.sendRetries < 3 {
+	if transient(err) && pp.sendRetries < 3 {
 		pp.sendRetries++
 		pp.attempt--
 		// Come back after a short pause; the other sends go on.
