@@ -95,7 +95,7 @@ func (e *env) check(ctx context.Context, cfg *checkConfig) (*result, error) {
 	if !given {
 		peers = nil // every entry of the neighbour table
 	}
-	rep, err := arpprobe.Check(runCtx, peers, cfg.opts)
+	rep, err := checkWithCapture(runCtx, peers, cfg.opts, cfg.pcap)
 	if rep == nil {
 		return nil, privilegeError(err)
 	}

@@ -93,6 +93,7 @@ func checkFlags() []cli.Flag {
 			Usage: "hold an exclusive lock on `FILE` during the run; if another run holds it, exit 3 at once"},
 		&cli.BoolFlag{Name: flagVerbose, EnvVars: envVars(flagVerbose),
 			Usage: "print frame counts (sent, received, dropped by reason) to standard error"},
+		pcapFlag(),
 	}
 }
 
@@ -124,6 +125,7 @@ func probeFlags() []cli.Flag {
 			Usage: "wait `DURATION` for replies after the last request"},
 		deadlineFlag("end the probe after `DURATION`, with its statistics (0: no bound)"),
 		quietFlag("print nothing; the exit status says whether an answer came"),
+		pcapFlag(),
 	}
 }
 
@@ -144,6 +146,7 @@ type checkConfig struct {
 	quiet    bool
 	lock     string
 	verbose  bool
+	pcap     string // --pcap
 }
 
 // readCheckFlags reads and validates the flags and arguments of verify
@@ -159,6 +162,7 @@ func readCheckFlags(c *cli.Context, repair bool) (*checkConfig, error) {
 		quiet:    c.Bool(flagQuiet),
 		lock:     c.String(flagLock),
 		verbose:  c.Bool(flagVerbose),
+		pcap:     c.String(flagPcap),
 	}
 	policy, err := arpprobe.ParseBroadcastPolicy(c.String(flagBroadcast))
 	if err != nil {

@@ -17,11 +17,17 @@ import (
 // probeAction runs probe: arpprobe.Ping with every reply printed as it
 // comes and statistics at the end. Exit 0 when an answer came, 1 when
 // none, 3 when it could not ask.
-func (e *env) probeAction(c *cli.Context) error {
+func (e *env) probeAction(c *cli.Context) (err error) {
 	cfg, quiet, err := readProbeFlags(c)
 	if err != nil {
 		return err
 	}
+	capture, err := openCapture(c.String(flagPcap))
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { err = capture.finish(err) }()
+	cfg.Listen = capture.listener(cfg.Listen)
 	ctx := c.Context
 	if d := c.Duration(flagDeadline); d > 0 {
 		var cancel context.CancelFunc
