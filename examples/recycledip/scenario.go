@@ -147,8 +147,22 @@ func hold(ctx context.Context, w io.Writer) (err error) {
 }
 
 // park locks a thread inside ns until release is called, and returns the
-// thread's id.
+// thread's id. The process's main thread is never used: its /proc entry
+// can show the process's namespace rather than the thread's, so another
+// thread is taken instead.
 func park(ns *netns.NS) (tid int, release func(), err error) {
+	for range 8 {
+		tid, release, err = parkOnce(ns)
+		if err != nil || tid != os.Getpid() {
+			return tid, release, err
+		}
+		// Hold the main thread while the next try takes another one.
+		defer release()
+	}
+	return 0, nil, errors.New("recycledip: no thread other than the main one to park")
+}
+
+func parkOnce(ns *netns.NS) (tid int, release func(), err error) {
 	tids := make(chan int, 1)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
