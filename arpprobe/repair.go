@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // RepairPolicy says which wrong entries a repair may change.
@@ -84,6 +85,10 @@ func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
 	return plan
 }
 
+// writeTimeout bounds one neighbour-table write, which runs to its end
+// even after the caller's context is done.
+const writeTimeout = 5 * time.Second
+
 type neighKey struct {
 	ifindex int
 	ip      netip.Addr
@@ -137,6 +142,9 @@ func ApplyRepairs(ctx context.Context, table NeighborTable, peers []Peer, plan [
 		if p.Action != ActionReplaced && p.Action != ActionDeleted {
 			continue
 		}
+		// A write that has started is finished even if ctx ends meanwhile
+		// (SIGINT mid-repair): ctx is only checked between writes.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 		var werr error
 		if c.Op == OpReplace {
 			// The entry keeps the kind it has now: pinned or unpinned
@@ -146,10 +154,11 @@ func ApplyRepairs(ctx context.Context, table NeighborTable, peers []Peer, plan [
 			if cur.State.Static() {
 				n.State = cur.State & (StatePermanent | StateNoARP)
 			}
-			werr = table.SetNeighbor(ctx, n)
+			werr = table.SetNeighbor(wctx, n)
 		} else {
-			werr = table.DeleteNeighbor(ctx, c.Old)
+			werr = table.DeleteNeighbor(wctx, c.Old)
 		}
+		cancel()
 		if werr != nil {
 			p.Action, p.Reason = ActionNone, "write failed: "+werr.Error()
 			if isPermission(werr) {
