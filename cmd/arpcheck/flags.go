@@ -186,15 +186,7 @@ func readCheckFlags(c *cli.Context, repair bool) (*checkConfig, error) {
 		}
 	}
 	var errs []string
-	positive := func(name string, ok bool) {
-		if !ok {
-			errs = append(errs, "--"+name+" must be positive")
-		}
-	}
-	positive(flagTimeout, cfg.opts.Probe.Timeout > 0)
-	positive(flagAttempts, cfg.opts.Probe.Attempts > 0)
-	positive(flagRate, cfg.opts.Probe.Rate > 0)
-	positive(flagBroadcastRate, cfg.opts.Probe.BroadcastRate > 0)
+	errs = append(errs, probeOptionErrors(cfg.opts.Probe)...)
 	if cfg.deadline < 0 {
 		errs = append(errs, "--"+flagDeadline+" must not be negative")
 	}
@@ -217,4 +209,24 @@ func validFormat(f string) bool {
 		}
 	}
 	return false
+}
+
+// probeOptionErrors checks the probe flags shared by verify, repair and
+// watch: each must be positive.
+func probeOptionErrors(o arpprobe.ProbeOptions) []string {
+	var errs []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{flagTimeout, o.Timeout > 0},
+		{flagAttempts, o.Attempts > 0},
+		{flagRate, o.Rate > 0},
+		{flagBroadcastRate, o.BroadcastRate > 0},
+	} {
+		if !f.ok {
+			errs = append(errs, "--"+f.name+" must be positive")
+		}
+	}
+	return errs
 }

@@ -136,15 +136,7 @@ func readWatchFlags(c *cli.Context) (*watchConfig, error) {
 			}
 		}
 	}
-	positive := func(name string, ok bool) {
-		if !ok {
-			errs = append(errs, "--"+name+" must be positive")
-		}
-	}
-	positive(flagTimeout, w.Check.Probe.Timeout > 0)
-	positive(flagAttempts, w.Check.Probe.Attempts > 0)
-	positive(flagRate, w.Check.Probe.Rate > 0)
-	positive(flagBroadcastRate, w.Check.Probe.BroadcastRate > 0)
+	errs = append(errs, probeOptionErrors(w.Check.Probe)...)
 	// 0 turns sweeps (after the first) and reads off; the library's
 	// zero means its default.
 	for _, d := range []struct {
