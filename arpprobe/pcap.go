@@ -2,16 +2,13 @@ package arpprobe
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
 
 // pcapSnapLen is the snapshot length written in the file header, as
@@ -19,9 +16,24 @@ import (
 // cuts at maxFrameBuffer bytes), so every frame is kept whole.
 const pcapSnapLen = 262144
 
+// The classic pcap format (see pcap-savefile(5)): a 24-byte file header,
+// then a 16-byte record header before each frame, all little-endian here.
+const (
+	pcapMagic         = 0xa1b2c3d4 // microsecond timestamps
+	pcapVersionMajor  = 2
+	pcapVersionMinor  = 4
+	pcapLinkEthernet  = 1 // LINKTYPE_ETHERNET
+	pcapFileHeaderLen = 24
+	pcapRecordLen     = 16
+)
+
 // A PcapWriter records frames in the classic pcap format (version 2.4,
 // microsecond timestamps, link type Ethernet), which tcpdump -r, tshark
-// and Wireshark read. It is built on github.com/google/gopacket/pcapgo.
+// and Wireshark read. The format is small enough to write directly; the
+// tests read the files back with github.com/google/gopacket/pcapgo and
+// tshark. (Importing gopacket here would cost every program that links
+// arpprobe about 6 ms of start-up and several MB of memory for its
+// protocol tables, and arpcheck runs every minute.)
 //
 // Connect it to a Prober with ProberConfig.Tap = pw.Tap(), or to anything
 // that opens sockets through a Listener (Ping, PingConfig.Listen) with
@@ -35,7 +47,7 @@ const pcapSnapLen = 262144
 type PcapWriter struct {
 	mu     sync.Mutex
 	bw     *bufio.Writer
-	pw     *pcapgo.Writer
+	hdr    [pcapRecordLen]byte
 	frames int
 	err    error
 }
@@ -45,8 +57,15 @@ type PcapWriter struct {
 // closes w.
 func NewPcapWriter(w io.Writer) (*PcapWriter, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	pw := pcapgo.NewWriter(bw)
-	if err := pw.WriteFileHeader(pcapSnapLen, layers.LinkTypeEthernet); err != nil {
+	var h [pcapFileHeaderLen]byte
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], pcapMagic)
+	le.PutUint16(h[4:], pcapVersionMajor)
+	le.PutUint16(h[6:], pcapVersionMinor)
+	// h[8:16]: time zone offset and timestamp accuracy, both zero.
+	le.PutUint32(h[16:], pcapSnapLen)
+	le.PutUint32(h[20:], pcapLinkEthernet)
+	if _, err := bw.Write(h[:]); err != nil {
 		return nil, fmt.Errorf("arpprobe: pcap: write file header: %w", err)
 	}
 	// The header goes out at once, so that a run that records nothing
@@ -54,7 +73,7 @@ func NewPcapWriter(w io.Writer) (*PcapWriter, error) {
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("arpprobe: pcap: write file header: %w", err)
 	}
-	return &PcapWriter{bw: bw, pw: pw}, nil
+	return &PcapWriter{bw: bw}, nil
 }
 
 // WriteFrame records one whole Ethernet frame seen or sent at t. It
@@ -65,12 +84,20 @@ func (w *PcapWriter) WriteFrame(t time.Time, frame []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	ci := gopacket.CaptureInfo{Timestamp: t, CaptureLength: len(frame), Length: len(frame)}
+	length := len(frame)
 	if len(frame) > pcapSnapLen {
-		ci.CaptureLength = pcapSnapLen
 		frame = frame[:pcapSnapLen]
 	}
-	if err := w.pw.WritePacket(ci, frame); err != nil {
+	le := binary.LittleEndian
+	le.PutUint32(w.hdr[0:], uint32(t.Unix()))
+	le.PutUint32(w.hdr[4:], uint32(t.Nanosecond()/1000))
+	le.PutUint32(w.hdr[8:], uint32(len(frame)))
+	le.PutUint32(w.hdr[12:], uint32(length))
+	if _, err := w.bw.Write(w.hdr[:]); err != nil {
+		w.err = fmt.Errorf("arpprobe: pcap: write frame: %w", err)
+		return w.err
+	}
+	if _, err := w.bw.Write(frame); err != nil {
 		w.err = fmt.Errorf("arpprobe: pcap: write frame: %w", err)
 		return w.err
 	}
