@@ -67,7 +67,7 @@ const (
 	DropFormat                 // not htype 1, ptype IPv4, hlen 6, plen 4
 	DropOpcode                 // neither request nor reply
 	DropSender                 // sender MAC broadcast, multicast or all-zero
-	DropUnsolicited            // a reply about an address nobody asked about
+	DropUnsolicited            // a reply nobody waits for: an address not asked about, or asked and done with (late)
 	DropVLAN                   // tagged with a VLAN ID: for a VLAN other than the interface's
 	numDropReasons
 )

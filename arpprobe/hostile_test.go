@@ -4,9 +4,11 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestForeignVLANReplies: a reply still tagged with a VLAN ID comes from
@@ -227,6 +229,67 @@ func TestUnaskedMACsDoNotDecide(t *testing.T) {
 			}
 			if rep.Stats.Dropped[DropUnsolicited] == 0 {
 				t.Errorf("the unasked reply was not counted as unsolicited")
+			}
+		})
+	}
+}
+
+// TestLateRepliesDecideNothing: a reply for a peer whose probe has ended
+// (its windows passed, or it settled) comes too late to count, even when
+// other peers of the run are still being probed: it is counted as
+// unsolicited and changes neither the peer's replies nor its verdict, so
+// a peer's verdict does not depend on what else the run checks. The
+// second peer's requests wait for the rate limit (two frames a run, four
+// a second), long after the first peer's window; the late reply comes
+// as they are sent.
+func TestLateRepliesDecideNothing(t *testing.T) {
+	first, second := netip.MustParseAddr("198.18.0.9"), netip.MustParseAddr("198.18.0.2")
+	us := netip.MustParseAddr("198.18.0.1")
+	for _, tt := range []struct {
+		name    string
+		owner   net.HardwareAddr // of the first peer; nil: nobody
+		want    Verdict
+		action  Action
+		written []string
+	}{
+		{"a dead peer does not become stale", nil, VerdictDead, ActionDeleted, []string{"del " + first.String()}},
+		{"an ok peer does not become a conflict", macA, VerdictOK, ActionNone, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tbl := oneLAN(Neighbor{IP: first, MAC: macA, State: StateStale}, Neighbor{IP: second, MAC: macB, State: StateStale})
+			lan := &fakeLAN{}
+			if tt.owner != nil {
+				lan.add(first.String(), tt.owner, 0)
+			}
+			lan.add(second.String(), macB, 0)
+			var once sync.Once
+			lan.onSend = func(f Frame) {
+				if f.TargetIP == second {
+					once.Do(func() { lan.inject(replyFrame(macC, first, proberMAC, us)) })
+				}
+			}
+			opts := ProbeOptions{Timeout: 40 * time.Millisecond, Attempts: 1, Settle: 5 * time.Millisecond,
+				Broadcast: BroadcastAlways, Rate: 4, BroadcastRate: 4}
+			rep := runCheck(t, tbl, lan, []string{first.String(), second.String()},
+				Options{Probe: opts, Repair: &RepairPolicy{DeleteDead: true}})
+			p := rep.Peers[0]
+			if p.Verdict != tt.want || p.Action != tt.action || p.Owner.String() != tt.owner.String() {
+				t.Errorf("%s: %s owner %q action %s (replies %+v, reason %q); want %s owner %q action %s",
+					p.IP, p.Verdict, p.Owner, p.Action, p.Replies, p.Reason, tt.want, tt.owner, tt.action)
+			}
+			for _, r := range p.Replies {
+				if r.MAC.String() == macC.String() {
+					t.Errorf("%s: the late reply from %s was recorded: %+v", p.IP, macC, p.Replies)
+				}
+			}
+			if q := rep.Peers[1]; q.Verdict != VerdictOK {
+				t.Errorf("%s: %s (%q); want ok", q.IP, q.Verdict, q.Reason)
+			}
+			if d := rep.Stats.Dropped[DropUnsolicited]; d != 1 {
+				t.Errorf("dropped[unsolicited] = %d; want the late reply, 1", d)
+			}
+			if !slices.Equal(tbl.writes, tt.written) {
+				t.Errorf("writes %q; want %q", tbl.writes, tt.written)
 			}
 		})
 	}

@@ -204,13 +204,21 @@ func (r *run) giveUp(pp *peerProbe, reason string) {
 }
 
 // onReply records that mac answered for pp's address, and reports
-// whether the address had been asked in this run. It runs on the link's
-// reader goroutine.
+// whether the reply was one pp waits for: the address was asked in this
+// run, and pp's probe has not ended. It runs on the link's reader
+// goroutine.
 func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) (asked bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if pp.attempt == 0 {
 		return false // not asked yet: a reply to someone else
+	}
+	if pp.done {
+		// Too late: the probe has ended (its windows passed, it settled,
+		// or it was given up). Counting the reply now would make the
+		// verdict depend on whether other peers of the run are still
+		// being probed.
+		return false
 	}
 	isCached := pp.hasCached && mac == pp.cached
 	if !isCached && !pp.askedBroadcast {
@@ -244,9 +252,6 @@ func (r *run) onReply(pp *peerProbe, mac [6]byte, now time.Time) (asked bool) {
 			rs = r.replies.take(1)[:0] // the usual case: one owner
 		}
 		pp.peer.Replies = append(rs, reply)
-	}
-	if pp.done {
-		return
 	}
 	if isCached {
 		pp.cachedAnswered = true
