@@ -308,13 +308,18 @@ func TestLANHostileFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl := startFlood(t, hl.flooder, hostileFrames(fmac))
+	// Every kind of frame the flood sends reaches the prober's interface.
+	witnessFlood(t, hl, fmac)
 	probe := ProbeOptions{Timeout: 200 * time.Millisecond, Attempts: 2}
 	owner := func(n int) string { return netns.HostMAC(n).String() }
+	kinds := &kindTap{flooder: fmac}
+	cfg := ProberConfig{Tap: kinds.tap}
 
 	before := hl.table(t)
 	t.Run("verify", func(t *testing.T) {
+		kinds.reset()
 		sent := fl.sent.Load()
-		rep, err := hl.check(t, t.Context(), ProberConfig{}, hlPeers, Options{Probe: probe})
+		rep, err := hl.check(t, t.Context(), cfg, hlPeers, Options{Probe: probe})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,13 +332,15 @@ func TestLANHostileFlood(t *testing.T) {
 			hlDead:     {VerdictDead, "", ActionNone},
 		})
 		checkDrops(t, rep.Stats)
+		kinds.check(t)
 		if after := hl.table(t); !mapsEqual(before, after) {
 			t.Errorf("verify changed the table:\nbefore %v\nafter  %v", before, after)
 		}
 	})
 	t.Run("repair", func(t *testing.T) {
+		kinds.reset()
 		sent := fl.sent.Load()
-		rep, err := hl.check(t, t.Context(), ProberConfig{}, hlPeers,
+		rep, err := hl.check(t, t.Context(), cfg, hlPeers,
 			Options{Probe: probe, Repair: &RepairPolicy{DeleteDead: true}})
 		if err != nil {
 			t.Fatal(err)
@@ -347,6 +354,7 @@ func TestLANHostileFlood(t *testing.T) {
 			hlDead:     {VerdictDead, "", ActionDeleted},
 		})
 		checkDrops(t, rep.Stats)
+		kinds.check(t)
 		want := maps2(before)
 		want[hlRecycled] = owner(2)
 		delete(want, hlDead)
