@@ -1,0 +1,169 @@
+package main
+
+// End-to-end tests of faults on the wire: the interface going down or
+// away in the middle of a run, and the socket's receive buffer overrun
+// while arpcheck is held up; and the --verbose line that reports the
+// kernel's drops.
+
+import (
+	"encoding/json"
+	"net/netip"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/internal/netns"
+)
+
+// waitProbing waits until the prober has put a frame on the LAN since
+// frames were counted, as the switch counts them; it kills arpcheck and
+// fails the test if none comes in a minute.
+func waitProbing(t *testing.T, l *lab, frames uint64, cmd interface{ Kill() error }) {
+	t.Helper()
+	for began := time.Now(); l.framesSent() == frames; time.Sleep(5 * time.Millisecond) {
+		if time.Since(began) > time.Minute {
+			cmd.Kill()
+			t.Fatal("arpcheck sent nothing in a minute")
+		}
+	}
+}
+
+// The interface set down, or deleted, while repair waits for replies:
+// the peers not yet finished are unknown with the interface's error as
+// the reason, at once (a window is 90 s, and arpcheck is killed after
+// two minutes), nothing is repaired, exit 3.
+func TestE2EInterfaceGoneMidRun(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		act    func(*netns.NS) error
+		reason *regexp.Regexp
+	}{
+		{"down", func(ns *netns.NS) error { return ns.SetDown(netns.LANIface) },
+			regexp.MustCompile(`arpprobe: (read|write) on lan0: interface is down: network is down$`)},
+		{"deleted", func(ns *netns.NS) error { return ns.DeleteLink(netns.LANIface) },
+			regexp.MustCompile(`arpprobe: (read|write) on lan0: interface is (down: network is down|gone: no such device or address)$`)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, netlink.NUD_PERMANENT)
+			frames := l.framesSent()
+			cmd, stdout, stderr := start(t, l.Prober, args("repair", "--include-permanent", "--delete-dead",
+				"--format", "json", "--timeout", "90s", staleIP.String(), deadIP.String()))
+			waitProbing(t, l, frames, cmd.Process)
+			if err := tt.act(l.Prober); err != nil {
+				cmd.Process.Kill()
+				t.Fatal(err)
+			}
+			o := finish(t, cmd, stdout, stderr)
+			if o.status != exitUnknown || !strings.Contains(o.stderr, "2 of 2 peers could not be checked") {
+				t.Errorf("want exit 3 and the unchecked peers counted\n%s", o)
+			}
+			r := parseJSON(t, o)
+			for _, p := range r.Peers {
+				t.Logf("%s: %s, %s (%q)", p.IP, p.Verdict, p.Action, p.Reason)
+				if p.Verdict != "unknown" || !tt.reason.MatchString(p.Reason) || p.Action != "none" {
+					t.Errorf("%s: %s, %s (%q); want unknown, reason matching %s, none", p.IP, p.Verdict, p.Action, p.Reason, tt.reason)
+				}
+			}
+			if r.Summary["repaired"] != 0 || r.Summary["unknown"] != 2 {
+				t.Errorf("summary %v; want 2 unknown, none repaired", r.Summary)
+			}
+		})
+	}
+}
+
+// The socket's receive buffer overrun: arpcheck is stopped (SIGSTOP) in
+// the middle of a repair while a host floods it with well-formed replies
+// about other addresses, far more than its buffer holds, then let go on.
+// The kernel's drop counter is reported in the JSON report and by
+// --verbose; verdicts that a lost reply could have made wrong (dead,
+// stale) are unknown with the drops as the reason, nothing is repaired,
+// and the exit status is 3.
+func TestE2EReceiveBufferOverrun(t *testing.T) {
+	l := newLab(t, netlink.NUD_PERMANENT)
+	h, err := l.AddHost(t.Context(), netip.MustParseAddr("198.18.0.250"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmac, err := h.MAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames [][]byte
+	for i := range 20 {
+		frames = append(frames, arpFrame(netns.HostMAC(0), fmac, 1, 0x0800, 6, 4, 2,
+			fmac, netip.AddrFrom4([4]byte{198, 18, 0, byte(200 + i)}), netns.HostMAC(0), lanPrefix.Addr()))
+	}
+	sent := flood(t, h, frames)
+	before := l.table()
+	counted := l.framesSent()
+	cmd, stdout, stderr := start(t, l.Prober, args("repair", "--include-permanent", "--delete-dead",
+		"--format", "json", "--verbose", "--timeout", "1s", okIP.String(), staleIP.String(), deadIP.String()))
+	waitProbing(t, l, counted, cmd.Process)
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// The socket's buffer (DefaultReadBuffer) holds some ten thousand
+	// such frames; wait for ten times as many.
+	for from := sent.Load(); sent.Load() < from+100_000; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	o := finish(t, cmd, stdout, stderr)
+	if o.status != exitUnknown {
+		t.Errorf("want exit 3\n%.3000s", o)
+	}
+	var st runStats
+	if err := json.Unmarshal([]byte(o.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	drops := st.Stats.Dropped["kernel"]
+	if drops == 0 {
+		t.Fatalf("JSON dropped %v; want the kernel's drops counted\n%.3000s", st.Stats.Dropped, o)
+	}
+	if m := regexp.MustCompile(`dropped: .*kernel (\d+)`).FindStringSubmatch(o.stderr); m == nil || m[1] != jsonNumber(drops) {
+		t.Errorf("--verbose does not report the kernel's %d drops\n%.3000s", drops, o.stderr)
+	}
+	r := parseJSON(t, o)
+	t.Logf("the kernel dropped %d frames", drops)
+	for _, p := range r.Peers {
+		t.Logf("%s: %s, %s (%q)", p.IP, p.Verdict, p.Action, p.Reason)
+		switch {
+		case p.Action != "none":
+			t.Errorf("%s: %s, action %s; want nothing repaired after the kernel dropped frames", p.IP, p.Verdict, p.Action)
+		case p.IP == okIP.String() && p.Verdict == "ok":
+		case p.Verdict == "unknown" && strings.Contains(p.Reason, "kernel dropped"):
+		default:
+			t.Errorf("%s: %s (%q); want unknown, the kernel's drops named (ok allowed for %s)", p.IP, p.Verdict, p.Reason, okIP)
+		}
+	}
+	if after := l.table(); !sameMap(before, after) {
+		t.Errorf("the table changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+func jsonNumber(n uint64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// --verbose reports the frames the kernel dropped for want of buffer
+// space next to those arpcheck dropped, and says none when there were
+// none.
+func TestStatsLineKernelDrops(t *testing.T) {
+	var st arpprobe.Stats
+	if got := statsLine(&st); !strings.HasSuffix(got, "dropped: none") {
+		t.Errorf("no drops: %q; want it to end with dropped: none", got)
+	}
+	st.KernelDrops = 12
+	st.Dropped[arpprobe.DropSender] = 3
+	if got, want := statsLine(&st), "dropped: sender 3, kernel 12"; !strings.HasSuffix(got, want) {
+		t.Errorf("statsLine = %q; want it to end with %q", got, want)
+	}
+}
