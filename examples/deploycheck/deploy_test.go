@@ -230,13 +230,14 @@ func TestCronFile(t *testing.T) {
 func TestSystemdUnitsVerify(t *testing.T) {
 	analyze := need(t, "systemd-analyze")
 	dir := t.TempDir()
-	for _, name := range []string{"arpcheck.service", "arpcheck.timer"} {
+	units := []string{"arpcheck.service", "arpcheck.timer", "arpcheck-watch.service"}
+	for _, name := range units {
 		text := strings.ReplaceAll(read(t, "systemd/"+name), installedBinary, cli(t))
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(analyze, "verify", "--man=no", "arpcheck.service", "arpcheck.timer")
+	cmd := exec.Command(analyze, append([]string{"verify", "--man=no"}, units...)...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	// Unknown keys and bad values are warnings with exit status 0: any
@@ -254,10 +255,12 @@ func TestSystemdUnitsVerify(t *testing.T) {
 
 	// The hardening stays: systemd's own exposure score (0 best, 10
 	// worst; the threshold is in tenths) must not get worse.
-	cmd = exec.Command(analyze, "security", "--offline=true", "--threshold=20", "arpcheck.service")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("systemd-analyze security: exposure above 2.0 or error: %v\n%s", err, tail(out, 5))
+	for _, unit := range []string{"arpcheck.service", "arpcheck-watch.service"} {
+		cmd = exec.Command(analyze, "security", "--offline=true", "--threshold=20", unit)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("systemd-analyze security %s: exposure above 2.0 or error: %v\n%s", unit, err, tail(out, 5))
+		}
 	}
 }
 

@@ -88,7 +88,7 @@ var longFlag = regexp.MustCompile("(?:^|[\\s`(|])(--[a-z][a-z0-9-]*)")
 // and every arpcheck command line it shows after a "$ " prompt parses.
 func TestReadmeFlagsExist(t *testing.T) {
 	md := readme(t)
-	commands := []string{"verify", "repair", "probe"}
+	commands := []string{"verify", "repair", "probe", "watch"}
 	flags := map[string]map[string]bool{}
 	for _, c := range commands {
 		flags[c] = cliFlags(t, c)
