@@ -76,8 +76,11 @@ func newKernelLab(t *testing.T) *kernelLab {
 			t.Fatal(err)
 		}
 	}
-	lab := &kernelLab{ns: ns, k: NewKernel(h)}
-	var err error
+	k, err := OpenKernelAt(ns.NsHandle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := &kernelLab{ns: ns, k: k}
 	if lab.k0, err = ns.LinkIndex("k0"); err != nil {
 		t.Fatal(err)
 	}

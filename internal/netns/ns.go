@@ -142,6 +142,12 @@ func runOnThread(enter, fn func() error) error {
 // safe for concurrent use.
 func (ns *NS) Handle() *netlink.Handle { return ns.nl }
 
+// NsHandle returns the namespace's file descriptor as a
+// github.com/vishvananda/netns handle, for APIs that open sockets in a
+// namespace (netlink.NewHandleAt, arpprobe.OpenKernelAt). It is valid
+// until Close; the caller must not close it.
+func (ns *NS) NsHandle() vnetns.NsHandle { return ns.fd }
+
 // Close closes the netlink handle and the namespace's file descriptor.
 // When nothing else refers to the namespace (no thread inside it, no
 // socket created in it) the kernel then destroys it with its links,
