@@ -25,21 +25,35 @@ import (
 // The lab, after NOTES.md ("Building many peers on one machine"):
 //
 //	prober namespace                peers namespace
-//	lan0 198.18.0.1/16 ── veth ──── trunk (no address)
-//	                                 ├─ m0  macvlan, private, its own MAC, 198.18.0.2/32
-//	                                 ├─ m1  ...
-//	                                 └─ counters: two AF_PACKET sockets (requests seen)
+//	lan0 198.18.0.1/16 ── veth ──── trunk (no address; counters: two AF_PACKET sockets)
+//	                                  │
+//	                                 br0 (bridge, a static FDB entry per peer)
+//	                                  ├─ g0 ── veth ── t0
+//	                                  │                 ├─ m0  macvlan, private, its own MAC, 198.18.0.2/32
+//	                                  │                 └─ ... up to groupSize macvlans
+//	                                  └─ g1 ── veth ── t1 ...
 //
 // Each live peer is a macvlan of its own in the peers' namespace, so it
 // answers with its own MAC from the kernel's own ARP code. A dead peer has
 // no macvlan. The prober's cache holds an entry for every peer: the
 // owner's MAC (healthy), another MAC (stale) or a MAC nobody has (dead).
+//
+// The macvlans hang off several lower devices (t0, t1, ...) behind a
+// bridge, groupSize each, because adding a macvlan costs the kernel time
+// that grows with the number of macvlans already on its lower device
+// (perf: macvlan_common_newlink, __netdev_upper_dev_link and the walk of
+// the lower device's upper list): one lower device for 50,000 peers took
+// minutes to build.
 const (
 	// ProberIface is the prober's interface, in Lab.Prober.
 	ProberIface = "lan0"
 	trunkIface  = "trunk"
+	bridgeIface = "br0"
+	// groupSize is how many macvlans share one lower device.
+	groupSize = 2000
 	// firstPeerIndex is the interface index the first macvlan asks for;
-	// choosing indexes spares a lookup per link.
+	// choosing indexes spares a lookup per link. (The few other links
+	// get indexes from the kernel, which picks free ones below.)
 	firstPeerIndex = 1000
 )
 
@@ -191,6 +205,9 @@ func (l *Lab) build(ctx context.Context) error {
 		func() error { return netns.Veth(pr, ProberIface, ps, trunkIface) },
 		func() error { return pr.SetMAC(ProberIface, ProberMAC) },
 		func() error { return pr.AddAddr(ProberIface, Prefix) },
+		func() error { return ps.Bridge(bridgeIface) },
+		func() error { return ps.SetMaster(trunkIface, bridgeIface) },
+		func() error { return ps.SetUp(bridgeIface) },
 		func() error { return ps.SetUp(trunkIface) },
 		func() error { return pr.SetUp(ProberIface) },
 		func() error { return pr.WaitUp(ctx, ProberIface) },
@@ -229,21 +246,52 @@ func (l *Lab) Count(k Kind) int {
 	return n
 }
 
+// addGroup adds group g: a veth pair from a port of the bridge, g<g>, to
+// t<g>, the lower device of the group's macvlans, both up and running.
+// It returns the indexes of the port and of the lower device.
+func (l *Lab) addGroup(ctx context.Context, g int) (port, lower int, err error) {
+	ps := l.PeersNS
+	portName, lowerName := fmt.Sprintf("g%d", g), fmt.Sprintf("t%d", g)
+	err = firstError(
+		func() error { return netns.Veth(ps, portName, ps, lowerName) },
+		func() error { return ps.SetMaster(portName, bridgeIface) },
+		func() error { return ps.SetUp(portName) },
+		func() error { return ps.SetUp(lowerName) },
+		func() error { return ps.WaitUp(ctx, portName) },
+		func() error { return ps.WaitUp(ctx, lowerName) },
+	)
+	if err != nil {
+		return 0, 0, fmt.Errorf("lab: group %d: %w", g, err)
+	}
+	if port, err = ps.LinkIndex(portName); err != nil {
+		return 0, 0, err
+	}
+	if lower, err = ps.LinkIndex(lowerName); err != nil {
+		return 0, 0, err
+	}
+	return port, lower, nil
+}
+
 // addPeers gives every live peer a macvlan with its MAC and address, up,
 // with a PERMANENT entry for the prober (so that answering costs the
 // peer no ordinary entry, which would count towards the host-wide
-// gc_thresh). It talks to the kernel through the namespace's netlink
-// handle directly, a few round trips a peer.
+// gc_thresh), and a static entry in the bridge's forwarding table, so
+// that the bridge never floods a frame for a peer to every group. It
+// talks to the kernel through the namespace's netlink handle directly, a
+// few round trips a peer.
 func (l *Lab) addPeers(ctx context.Context) error {
 	h := l.PeersNS.Handle()
-	trunk, err := h.LinkByName(trunkIface)
-	if err != nil {
-		return fmt.Errorf("lab: %s: %w", trunkIface, err)
-	}
 	last := time.Now()
+	var port, lower int
 	for i, p := range l.Peers {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if i%groupSize == 0 {
+			var err error
+			if port, lower, err = l.addGroup(ctx, i/groupSize); err != nil {
+				return err
+			}
 		}
 		if p.Owner == nil {
 			continue
@@ -252,7 +300,7 @@ func (l *Lab) addPeers(ctx context.Context) error {
 			LinkAttrs: netlink.LinkAttrs{
 				Name:         fmt.Sprintf("m%d", i),
 				Index:        firstPeerIndex + i,
-				ParentIndex:  trunk.Attrs().Index,
+				ParentIndex:  lower,
 				HardwareAddr: p.Owner,
 				Flags:        net.FlagUp,
 			},
@@ -274,6 +322,17 @@ func (l *Lab) addPeers(ctx context.Context) error {
 		}
 		if err := h.NeighSet(n); err != nil {
 			return fmt.Errorf("lab: %s's entry for the prober: %w", p.IP, err)
+		}
+		// bridge fdb add <owner> dev g<group> master static
+		fdb := &netlink.Neigh{
+			LinkIndex:    port,
+			Family:       unix.AF_BRIDGE,
+			Flags:        netlink.NTF_MASTER,
+			State:        netlink.NUD_NOARP,
+			HardwareAddr: p.Owner,
+		}
+		if err := h.NeighSet(fdb); err != nil {
+			return fmt.Errorf("lab: bridge entry for %s: %w", p.Owner, err)
 		}
 		if time.Since(last) > 5*time.Second {
 			l.Config.Log("lab: %d of %d peers", i+1, len(l.Peers))
