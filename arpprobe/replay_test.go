@@ -579,7 +579,11 @@ func craftMalformed() []pcapRecord {
 			at(ms(1), reply(attacker, attacker, "198.18.0.9")[:41])
 		}
 	}
-	at(ms(300), reply(replayDeadMAC, replayDeadMAC, "198.18.0.9")) // late: three windows after the last request
+	// Late: three windows after the last request, when the check has
+	// ended, so a replay never delivers it; a late reply that reaches a
+	// check still running is TestLateRepliesDecideNothing's and
+	// TestLANLateReply's.
+	at(ms(300), reply(replayDeadMAC, replayDeadMAC, "198.18.0.9"))
 	slices.SortStableFunc(out, func(a, b pcapRecord) int { return a.t.Compare(b.t) })
 	return out
 }
