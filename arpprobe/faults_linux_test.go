@@ -16,7 +16,7 @@ import (
 
 // Faults met with fakes: a table whose dumps fail, sends that fail, a
 // run cut short while it repairs, an interface that does not exist. The
-// namespace tests in faults_lan_linux_test.go meet the real ones.
+// namespace tests in hostile_lan_linux_test.go meet the real ones.
 
 // failingTable is a fakeTable whose Neighbors fails on the reads for
 // which failRead returns an error (1 = the snapshot, 2 = the re-read

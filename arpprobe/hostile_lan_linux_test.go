@@ -324,7 +324,8 @@ func TestLANHostileFlood(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%d flood frames during the check; stats %+v", fl.sent.Load()-sent, rep.Stats)
+		n := fl.sent.Load() - sent
+		t.Logf("%d flood frames during the check (%.0f a second); stats %+v", n, float64(n)/rep.Duration.Seconds(), rep.Stats)
 		checkHostileReport(t, rep, map[string]hlWant{
 			hlHealthy:  {VerdictOK, owner(1), ActionNone},
 			hlRecycled: {VerdictStale, owner(2), ActionNone},
@@ -346,7 +347,8 @@ func TestLANHostileFlood(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%d flood frames during the repair; stats %+v", fl.sent.Load()-sent, rep.Stats)
+		n := fl.sent.Load() - sent
+		t.Logf("%d flood frames during the repair (%.0f a second); stats %+v", n, float64(n)/rep.Duration.Seconds(), rep.Stats)
 		checkHostileReport(t, rep, map[string]hlWant{
 			hlHealthy:  {VerdictOK, owner(1), ActionNone},
 			hlRecycled: {VerdictStale, owner(2), ActionReplaced},
