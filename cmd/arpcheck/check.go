@@ -45,7 +45,7 @@ func (e *env) checkAction(c *cli.Context) error {
 	if res == nil {
 		// Could not check: nagios and prometheus still say so.
 		if b, rerr := render(func(w io.Writer) error { return renderError(w, cfg.format, cfg.command, err) }); rerr == nil && len(b) > 0 {
-			if werr := emit(e.stdout, cfg.output, b); werr != nil {
+			if werr := emit(e.stdout, cfg.output, writeBytes(b)); werr != nil {
 				err = errors.Join(err, werr)
 			}
 		}
@@ -54,10 +54,9 @@ func (e *env) checkAction(c *cli.Context) error {
 	if cfg.verbose {
 		fmt.Fprintln(e.stderr, "arpcheck: "+statsLine(&res.report.Stats))
 	}
-	b, rerr := render(func(w io.Writer) error { return renderReport(w, cfg.format, res, cfg.quiet) })
-	if rerr == nil {
-		rerr = emit(e.stdout, cfg.output, b)
-	}
+	// Written as it is rendered: a report of many peers is not held in
+	// memory as text too.
+	rerr := emit(e.stdout, cfg.output, func(w io.Writer) error { return renderReport(w, cfg.format, res, cfg.quiet) })
 	if rerr != nil {
 		err = errors.Join(err, rerr)
 		res.status = exitUnknown

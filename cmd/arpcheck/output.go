@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -47,14 +48,17 @@ func renderError(w io.Writer, format, command string, err error) error {
 	return nil
 }
 
-// emit writes b to stdout, or atomically to path when set: a temporary
-// file in the same directory, mode 0644, synced, then renamed over path,
-// so a reader (node_exporter) sees the old report or the new one, never
-// a part. Nothing is written for an empty b with standard output.
-func emit(stdout io.Writer, path string, b []byte) error {
+// emit writes what write writes, through a buffer, to stdout, or
+// atomically to path when set: a temporary file in the same directory,
+// mode 0644, synced, then renamed over path, so a reader (node_exporter)
+// sees the old report or the new one, never a part.
+func emit(stdout io.Writer, path string, write func(io.Writer) error) error {
 	if path == "" {
-		_, err := stdout.Write(b)
-		return err
+		bw := bufio.NewWriterSize(stdout, 64<<10)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -65,7 +69,11 @@ func emit(stdout io.Writer, path string, b []byte) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(b)
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
 	err = errors.Join(err, f.Chmod(0o644), f.Sync(), f.Close())
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -75,6 +83,14 @@ func emit(stdout io.Writer, path string, b []byte) error {
 		return fmt.Errorf("write report to %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeBytes returns a writer function for emit that writes b.
+func writeBytes(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}
 }
 
 // render returns what fn writes.

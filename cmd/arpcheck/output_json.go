@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"time"
@@ -9,19 +11,8 @@ import (
 )
 
 // The JSON report, field for field as in CLI.md; fields after those of
-// the contract are extras.
-type jsonReport struct {
-	Version    int         `json:"version"`
-	Command    string      `json:"command"`
-	DurationMS float64     `json:"duration_ms"`
-	Peers      []jsonPeer  `json:"peers"`
-	Summary    jsonSummary `json:"summary"`
-	// Extras.
-	Started  time.Time `json:"started"`
-	DryRun   bool      `json:"dry_run,omitempty"`
-	ExitCode int       `json:"exit_code"`
-	Stats    jsonStats `json:"stats"`
-}
+// the contract are extras. The report object is jsonHead's fields, then
+// "peers" (written by writeJSON a peer at a time), then jsonTail's.
 
 type jsonPeer struct {
 	IP        string      `json:"ip"`
@@ -82,15 +73,31 @@ func jsonEntryOf(n *arpprobe.Neighbor) *jsonEntry {
 	return e
 }
 
-// toJSON converts a result to the contract's JSON object.
-func toJSON(res *result) jsonReport {
+// jsonHead and jsonTail are the report's fields before and after
+// "peers", in the contract's order; writeJSON writes the peers between
+// them one at a time.
+type jsonHead struct {
+	Version    int     `json:"version"`
+	Command    string  `json:"command"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+type jsonTail struct {
+	Summary  jsonSummary `json:"summary"`
+	Started  time.Time   `json:"started"`
+	DryRun   bool        `json:"dry_run,omitempty"`
+	ExitCode int         `json:"exit_code"`
+	Stats    jsonStats   `json:"stats"`
+}
+
+func jsonHeadOf(res *result) jsonHead {
+	return jsonHead{Version: 1, Command: res.command, DurationMS: ms(res.report.Duration)}
+}
+
+func jsonTailOf(res *result) jsonTail {
 	rep := res.report
 	s := rep.Summary
-	out := jsonReport{
-		Version:    1,
-		Command:    res.command,
-		DurationMS: ms(rep.Duration),
-		Peers:      make([]jsonPeer, len(rep.Peers)),
+	return jsonTail{
 		Summary: jsonSummary{Checked: s.Checked, OK: s.OK, Stale: s.Stale, Dead: s.Dead, Conflict: s.Conflict,
 			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired},
 		Started:  rep.Started.UTC(),
@@ -99,31 +106,31 @@ func toJSON(res *result) jsonReport {
 		Stats: jsonStats{SentUnicast: rep.Stats.SentUnicast, SentBroadcast: rep.Stats.SentBroadcast,
 			Received: rep.Stats.Received, Replies: rep.Stats.Replies, Dropped: droppedByReason(&rep.Stats)},
 	}
-	for i := range rep.Peers {
-		p := &rep.Peers[i]
-		jp := jsonPeer{
-			IP:        p.IP.String(),
-			Interface: p.Interface,
-			Cached:    jsonEntryOf(p.Cached),
-			Replies:   make([]jsonReply, len(p.Replies)),
-			Verdict:   string(p.Verdict),
-			Action:    string(p.Action),
-			Reason:    p.Reason,
-			After:     jsonEntryOf(p.After),
-		}
-		if p.Source.IsValid() {
-			jp.Source = p.Source.String()
-		}
-		for j, r := range p.Replies {
-			jp.Replies[j] = jsonReply{MAC: r.MAC.String(), Unicast: r.Unicast, RTTMS: ms(r.RTT), Count: r.Count}
-		}
-		if len(p.Owner) > 0 {
-			o := p.Owner.String()
-			jp.Owner = &o
-		}
-		out.Peers[i] = jp
+}
+
+// jsonPeerOf converts one peer of a report.
+func jsonPeerOf(p *arpprobe.Peer) jsonPeer {
+	jp := jsonPeer{
+		IP:        p.IP.String(),
+		Interface: p.Interface,
+		Cached:    jsonEntryOf(p.Cached),
+		Replies:   make([]jsonReply, len(p.Replies)),
+		Verdict:   string(p.Verdict),
+		Action:    string(p.Action),
+		Reason:    p.Reason,
+		After:     jsonEntryOf(p.After),
 	}
-	return out
+	if p.Source.IsValid() {
+		jp.Source = p.Source.String()
+	}
+	for j, r := range p.Replies {
+		jp.Replies[j] = jsonReply{MAC: r.MAC.String(), Unicast: r.Unicast, RTTMS: ms(r.RTT), Count: r.Count}
+	}
+	if len(p.Owner) > 0 {
+		o := p.Owner.String()
+		jp.Owner = &o
+	}
+	return jp
 }
 
 // droppedByReason names the received frames not used, by reason, and the
@@ -136,7 +143,37 @@ func droppedByReason(st *arpprobe.Stats) map[string]uint64 {
 	return m
 }
 
-// writeJSON writes the report as one JSON object on one line.
+// writeJSON writes the report as one JSON object on one line, the same
+// bytes encoding/json gives for the whole jsonReport, but a peer at a
+// time: a report of 50,000 peers is never held twice in memory, as JSON
+// values and as text.
 func writeJSON(w io.Writer, res *result) error {
-	return json.NewEncoder(w).Encode(toJSON(res))
+	head, err := json.Marshal(jsonHeadOf(res))
+	if err != nil {
+		return err
+	}
+	tail, err := json.Marshal(jsonTailOf(res))
+	if err != nil {
+		return err
+	}
+	// {"version":…,"duration_ms":…} + ,"peers":[…] + ,"summary":…}
+	bw := bufio.NewWriter(w)
+	bw.Write(head[:len(head)-1])
+	bw.WriteString(`,"peers":[`)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for i := range res.report.Peers {
+		b.Reset()
+		if err := enc.Encode(jsonPeerOf(&res.report.Peers[i])); err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	}
+	bw.WriteString("],")
+	bw.Write(tail[1:])
+	bw.WriteByte('\n')
+	return bw.Flush()
 }

@@ -308,7 +308,7 @@ func TestEmit(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := emit(nil, path, []byte("new\n")); err != nil {
+	if err := emit(nil, path, writeBytes([]byte("new\n"))); err != nil {
 		t.Fatalf("emit: %v", err)
 	}
 	b, err := os.ReadFile(path)
@@ -324,11 +324,11 @@ func TestEmit(t *testing.T) {
 	if !slices.Equal(names, []string{"arpcheck.prom"}) {
 		t.Errorf("directory holds %v; want only arpcheck.prom (no temporary file left)", names)
 	}
-	if err := emit(nil, filepath.Join(dir, "missing", "x.prom"), []byte("x")); err == nil {
+	if err := emit(nil, filepath.Join(dir, "missing", "x.prom"), writeBytes([]byte("x"))); err == nil {
 		t.Error("emit into a missing directory succeeded")
 	}
 	var out bytes.Buffer
-	if err := emit(&out, "", []byte("to stdout\n")); err != nil || out.String() != "to stdout\n" {
+	if err := emit(&out, "", writeBytes([]byte("to stdout\n"))); err != nil || out.String() != "to stdout\n" {
 		t.Errorf("emit to stdout: %q, %v", out.String(), err)
 	}
 }
