@@ -24,22 +24,43 @@ func streamNeighbors(sock *nl.SocketHandle, names map[int]string) ([]Neighbor, e
 	req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
 	req.AddData(&netlink.Ndmsg{Family: unix.AF_INET})
+	// Entries go into blocks of a fixed size, then into one slice of the
+	// right length: growing one slice by appending would copy a large
+	// table over and over.
 	var (
-		out  []Neighbor
-		macs macBlocks
+		blocks [][]Neighbor
+		last   []Neighbor
+		total  int
+		macs   macBlocks
 	)
 	err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH, func(m []byte) bool {
-		if n, ok := parseNeighMsg(m, &macs); ok {
-			n.Interface = names[n.Ifindex]
-			out = append(out, n)
+		n, ok := parseNeighMsg(m, &macs)
+		if !ok {
+			return true
 		}
+		n.Interface = names[n.Ifindex]
+		if len(last) == cap(last) {
+			if last != nil {
+				blocks = append(blocks, last)
+			}
+			last = make([]Neighbor, 0, neighBlockSize)
+		}
+		last = append(last, n)
+		total++
 		return true
 	})
 	if err != nil {
 		return nil, err
 	}
+	out := make([]Neighbor, 0, total)
+	for _, b := range append(blocks, last) {
+		out = append(out, b...)
+	}
 	return out, nil
 }
+
+// neighBlockSize is how many entries streamNeighbors collects in a block.
+const neighBlockSize = 1024
 
 // parseNeighMsg decodes one RTM_NEWNEIGH message body: struct ndmsg
 // (rtnetlink(7)) and its attributes. It reports false for anything but an

@@ -124,10 +124,14 @@ type run struct {
 func newRun(opts ProbeOptions, n int) *run {
 	size := min(max(n, 1), slabSize)
 	return &run{
-		opts:    opts,
-		wake:    make(chan struct{}, 1),
-		links:   make(map[int]*link),
-		probes:  make([]*peerProbe, 0, n),
+		opts:   opts,
+		wake:   make(chan struct{}, 1),
+		links:  make(map[int]*link),
+		probes: make([]*peerProbe, 0, n),
+		// Every peer's first attempt is queued to send, then waits for
+		// its window: room for all at once spares copying as they grow.
+		sends:   fifo[*peerProbe]{items: make([]*peerProbe, 0, n)},
+		windows: fifo[timed]{items: make([]timed, 0, n)},
 		total:   rate.NewLimiter(rate.Limit(opts.Rate), max(2, opts.Rate/100)),
 		bcast:   rate.NewLimiter(rate.Limit(opts.BroadcastRate), max(1, opts.BroadcastRate/4)),
 		pps:     slab[peerProbe]{size: size},
