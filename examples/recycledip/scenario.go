@@ -45,10 +45,14 @@ func play(ctx context.Context, w io.Writer) (out *outcome, err error) {
 	}()
 	printLAN(w, l)
 
-	// The library's view of the client: its kernel tables through a
-	// netlink handle made in the client's namespace, and a prober whose
+	// The library's view of the client: its kernel tables through
+	// netlink sockets opened in the client's namespace, and a prober whose
 	// sockets Check opens there (see check). Closed before the lab.
-	k := arpprobe.NewKernel(l.lan.Prober.Handle())
+	k, err := arpprobe.OpenKernelAt(l.lan.Prober.NsHandle())
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
 	prober := arpprobe.NewProber(arpprobe.ProberConfig{})
 	defer prober.Close()
 	checker := &arpprobe.Checker{Table: k, Topology: k, Prober: prober}
@@ -124,7 +128,11 @@ func hold(ctx context.Context, w io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, l.Close()) }()
 	printLAN(w, l)
-	k := arpprobe.NewKernel(l.lan.Prober.Handle())
+	k, err := arpprobe.OpenKernelAt(l.lan.Prober.NsHandle())
+	if err != nil {
+		return err
+	}
+	defer k.Close()
 	cache, err := k.Neighbors(ctx)
 	if err != nil {
 		return err
