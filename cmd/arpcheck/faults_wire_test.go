@@ -167,3 +167,57 @@ func TestStatsLineKernelDrops(t *testing.T) {
 		t.Errorf("statsLine = %q; want it to end with %q", got, want)
 	}
 }
+
+// A transmit queue that overflows: a token bucket on the prober's
+// interface lets some 50 requests a second through and queues two more,
+// so the kernel refuses most of a repair's requests with ENOBUFS. Each
+// refused attempt is tried again a few times, then its peer is unknown
+// with the error as the reason and its entry is left alone; the peers
+// whose requests went out are dead and deleted (--delete-dead); exit 3.
+func TestE2ESendQueueFull(t *testing.T) {
+	l := newLab(t, netlink.NUD_PERMANENT)
+	var peers strings.Builder
+	for i := range 120 {
+		ip := netip.AddrFrom4([4]byte{198, 18, 0, byte(100 + i)})
+		l.seed(ip, deadMAC, netlink.NUD_PERMANENT)
+		peers.WriteString(ip.String() + "\n")
+	}
+	idx, err := l.Prober.LinkIndex(netns.LANIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate, burst = 2000, 1600 // bytes a second, bytes at once
+	tbf := &netlink.Tbf{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
+		Rate:       rate, Buffer: netlink.Xmittime(rate, burst), Limit: 100,
+	}
+	if err := l.Prober.Handle().QdiscAdd(tbf); err != nil {
+		t.Fatal(err)
+	}
+	before := l.table()
+	o := arpcheck(t, l.Prober, invocation{args: []string{"repair", "--include-permanent", "--delete-dead",
+		"--format", "json", "--timeout", "200ms", "--peers", "-"}, stdin: peers.String()})
+	if o.status != exitUnknown {
+		t.Errorf("want exit 3\n%.3000s", o)
+	}
+	r := parseJSON(t, o)
+	after := l.table()
+	unknown, deleted := 0, 0
+	for _, p := range r.Peers {
+		ip := netip.MustParseAddr(p.IP)
+		_, present := after[ip]
+		switch {
+		case p.Verdict == "dead" && p.Action == "deleted" && !present:
+			deleted++
+		case p.Verdict == "unknown" && p.Action == "none" && present && after[ip].MAC == before[ip].MAC &&
+			strings.Contains(p.Reason, "send: arpprobe: write on lan0: transmit queue full: no buffer space available"):
+			unknown++
+		default:
+			t.Errorf("%s: %s, %s (%q), in the table: %v", ip, p.Verdict, p.Action, p.Reason, present)
+		}
+	}
+	t.Logf("%d peers unknown for the full queue, %d dead and deleted", unknown, deleted)
+	if unknown == 0 {
+		t.Errorf("no request was refused: the test did not meet the fault")
+	}
+}
