@@ -179,8 +179,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if s.phase > 0 {
 			phase = fmt.Sprintf(", phase %s", fmtDur(s.phase))
 		}
-		logf("%-28s run %d/%d: entry %s, connect %s, fixed by %s%s; entry at the end %s %s", j.res.row, j.n, j.of,
-			o.cfg.fmtTime(s.entry), o.cfg.fmtTime(s.connect), s.fixer, phase, s.finalMAC, s.finalState)
+		logf("%-28s run %d/%d: entry %s, connect %s, fixed by %s%s; entry at the end %s %s; move took %s", j.res.row, j.n, j.of,
+			o.cfg.fmtTime(s.entry), o.cfg.fmtTime(s.connect), s.fixer, phase, s.finalMAC, s.finalState, s.move.Round(time.Microsecond))
 		if o.verbose && s.detail != "" {
 			logf("%s", s.detail)
 		}

@@ -165,7 +165,7 @@ func (c *config) report(w io.Writer, results []*result, started time.Time, comma
 			c.fmtTime(st.connectMedian), r.fixers(), g)
 	}
 	fmt.Fprintf(w, "\nTimes are from t0, when the old owner is gone and the new one has the address (the client's "+
-		"next packet fails), to the first moment the prober's entry holds the new MAC (a kernel event) and to the "+
+		"next packet fails; a gratuitous ARP, if any, goes right after), to the first moment the prober's entry holds the new MAC (a kernel event) and to the "+
 		"first TCP connect from the prober that reaches the new owner (a connect every %s, each with a %s "+
 		"timeout). Runs stop after %s. The cron runs `arpcheck repair` every %s from a random moment after t0; "+
 		"watch runs with its defaults (--interval %s, --poll 250ms, --timeout 200ms).\n",
