@@ -1,0 +1,208 @@
+package deploycheck
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/arpcheck/arpcheck/internal/netns"
+)
+
+// setprivArgs returns the setpriv(1) arguments that give a command what
+// the unit gives its ExecStart: a user other than root, only the unit's
+// capabilities (bounding and ambient), no new privileges. nobody stands
+// in for the unit's user, which this machine need not have.
+func setprivArgs(t *testing.T, u map[string]map[string][]string) []string {
+	t.Helper()
+	caps := func(key string) string {
+		var s []string
+		for _, c := range strings.Fields(serviceKey(t, u, key)) {
+			s = append(s, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+		}
+		return "-all," + strings.Join(s, ",")
+	}
+	args := []string{"--reuid=65534", "--regid=65534", "--clear-groups",
+		"--bounding-set=" + caps("CapabilityBoundingSet"),
+		"--inh-caps=" + caps("AmbientCapabilities"), "--ambient-caps=" + caps("AmbientCapabilities")}
+	if serviceKey(t, u, "NoNewPrivileges") == "yes" {
+		args = append(args, "--no-new-privs")
+	}
+	return args
+}
+
+// The unit's command line, run with the unit's user and capabilities on
+// a LAN of namespaces, does what the unit promises: it repairs a stale
+// entry, answers /healthz and /metrics on its --listen port, reads its
+// peers again on the unit's reload signal and stops at once on SIGTERM
+// (systemd's stop) with status 0.
+func TestWatchUnitRuns(t *testing.T) {
+	setpriv := need(t, "setpriv")
+	var (
+		prefix = netip.MustParsePrefix("198.18.2.1/24")
+		a      = netip.MustParseAddr("198.18.2.2")
+		b      = netip.MustParseAddr("198.18.2.3")
+		oldMAC = net.HardwareAddr{0x02, 0, 0, 0, 0xee, 0x03} // b's before it was replaced
+	)
+	lan := netns.NewLANT(t, prefix, a, b)
+	u := unitFile(t, watchUnit)
+	args := watchArgs(t, u)
+	stop, err := time.ParseDuration(serviceKey(t, u, "TimeoutStopSec"))
+	if err != nil {
+		t.Fatalf("TimeoutStopSec: %v", err)
+	}
+	_, port, err := net.SplitHostPort(flagValue(args, "--listen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seed := range []struct {
+		ip  netip.Addr
+		mac net.HardwareAddr
+	}{{a, netns.HostMAC(1)}, {b, oldMAC}} {
+		if err := lan.Prober.AddNeigh(netns.LANIface, seed.ip, seed.mac, netlink.NUD_STALE, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, append(append(setprivArgs(t, u), "--", cli(t)), args[1:]...)...)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := lan.Prober.Do(cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	exited, done := make(chan error, 1), make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("watch's standard error:\n%s", stderr.String())
+		}
+	}()
+
+	get := nsGetter(lan.Prober)
+	base := "http://" + net.JoinHostPort("127.0.0.1", port)
+	waitFor(t, 15*time.Second, "the stale entry repaired and /healthz ok", func() (bool, string) {
+		select {
+		case <-done:
+			t.Fatal("watch exited")
+		default:
+		}
+		n, err := lan.Prober.Neigh(netns.LANIface, b)
+		if err != nil || n == nil || n.HardwareAddr.String() != netns.HostMAC(2).String() {
+			return false, fmt.Sprintf("entry of %s: %v %v", b, n, err)
+		}
+		status, body, err := get(base + "/healthz")
+		return status == http.StatusOK, fmt.Sprintf("/healthz: %d %q %v", status, body, err)
+	})
+	status, metrics, err := get(base + "/metrics")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", status, err)
+	}
+	series, err := parsePromText(metrics)
+	if err != nil {
+		t.Fatalf("/metrics is not valid Prometheus text: %v", err)
+	}
+	if got := series[`arpcheck_watch_entries{verdict="ok"}`]; got != 2 {
+		t.Errorf(`arpcheck_watch_entries{verdict="ok"} = %v; want 2`, got)
+	}
+	if got := series[`arpcheck_watch_repairs_total{action="replaced"}`] + series[`arpcheck_watch_repairs_total{action="healed"}`]; got != 1 {
+		t.Errorf("arpcheck_watch_repairs_total replaced + healed = %v; want 1", got)
+	}
+
+	// systemctl reload: the signal ExecReload sends.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "SIGHUP logged", func() (bool, string) {
+		return strings.Contains(stderr.String(), "SIGHUP: peers reloaded"), "no \"SIGHUP: peers reloaded\" on standard error"
+	})
+
+	// systemctl stop: SIGTERM, then SIGKILL after TimeoutStopSec.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("after SIGTERM: %v; want exit status 0", err)
+		}
+	case <-time.After(stop):
+		t.Errorf("still running %v after SIGTERM (TimeoutStopSec=%v): systemd would kill it", stop, stop)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a running command writes while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// nsGetter returns a function that makes an HTTP GET inside ns: its
+// connections are made from a thread in ns, so 127.0.0.1 is ns's
+// loopback.
+func nsGetter(ns *netns.NS) func(url string) (int, string, error) {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := ns.Do(func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}}
+	return func(url string) (int, string, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+}
+
+// waitFor calls cond every 100 ms until it reports true, and fails the
+// test with cond's last word if that takes longer than d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v: %s", what, d, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
