@@ -77,8 +77,7 @@ func (m *NeighborMonitor) SubscribeNeighbors(ctx context.Context) (<-chan Neighb
 	done := make(chan struct{})
 	var closeDone sync.Once
 	stop := func() { closeDone.Do(func() { close(done) }) }
-	err := netlink.NeighSubscribeWithOptions(raw, done, netlink.NeighSubscribeOptions{
-		Namespace: &m.ns,
+	opts := netlink.NeighSubscribeOptions{
 		ErrorCallback: func(err error) {
 			if errors.Is(err, netlink.ErrDumpInterrupted) {
 				return // only dumps are interrupted; we make none here
@@ -89,7 +88,23 @@ func (m *NeighborMonitor) SubscribeNeighbors(ctx context.Context) (<-chan Neighb
 		},
 		ReceiveBufferSize:      size,
 		ReceiveBufferForceSize: hasCapability(unix.CAP_NET_ADMIN),
-	})
+	}
+	// The socket is made on this thread. netlink switches a thread into
+	// opts.Namespace even when it is there already, and entering a
+	// namespace needs CAP_SYS_ADMIN: name the namespace only when this
+	// thread is elsewhere, so that a daemon with only CAP_NET_RAW and
+	// CAP_NET_ADMIN can subscribe in its own.
+	runtime.LockOSThread()
+	if cur, err := vnetns.Get(); err != nil || !cur.Equal(m.ns) {
+		opts.Namespace = &m.ns
+		if err == nil {
+			cur.Close()
+		}
+	} else {
+		cur.Close()
+	}
+	err := netlink.NeighSubscribeWithOptions(raw, done, opts)
+	runtime.UnlockOSThread()
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("arpprobe: subscribe to neighbour events: %w", err)
