@@ -31,5 +31,14 @@ type FrameConnStats interface {
 	KernelDrops() (uint64, error)
 }
 
+// writeDeadliner is an optional interface of a FrameConn whose writes
+// honour a deadline: a write blocked while the socket's send buffer is
+// full returns an error for which os.IsTimeout is true once it passes.
+// The FrameConn of Listen implements it; the prober uses it to end a
+// run on time when the interface's transmit queue does not drain.
+type writeDeadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
 // Listener opens a FrameConn on an interface. ListenARP is the real one.
 type Listener func(ifi *net.Interface) (FrameConn, error)

@@ -150,6 +150,7 @@ const maxWriteBatch = 64
 var (
 	_ FrameConnStats = (*packetConn)(nil)
 	_ BatchWriter    = (*packetConn)(nil)
+	_ writeDeadliner = (*packetConn)(nil)
 )
 
 func newPacketConn(pc *packet.Conn, ifi *net.Interface, lc ListenConfig) (*packetConn, error) {
@@ -344,6 +345,16 @@ func (c *packetConn) writeBatch(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// SetWriteDeadline sets the time after which a WriteFrame or WriteFrames
+// waiting for room in the send buffer returns a timeout error; the zero
+// time means no deadline.
+func (c *packetConn) SetWriteDeadline(t time.Time) error {
+	if err := c.pc.SetWriteDeadline(t); err != nil {
+		return c.error("set write deadline", err)
+	}
+	return nil
 }
 
 // SetReadDeadline sets the time after which a waiting ReadFrame returns

@@ -7,9 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -353,6 +356,122 @@ func TestFaultUnknownInterface(t *testing.T) {
 		}
 		if n := lan.count(func(Frame) bool { return true }); n != 0 || len(tbl.writes) != 0 {
 			t.Errorf("peers %v: %d frames, writes %q; want nothing", peers, n, tbl.writes)
+		}
+	}
+}
+
+// stuckConn is a fakeLAN conn whose writes block, as a socket's do while
+// its send buffer is full and the interface's transmit queue does not
+// drain, until a write deadline in the past is set. It records the
+// deadlines set.
+type stuckConn struct {
+	FrameConn
+	stuck     bool
+	blocked   chan struct{} // closed when a write first blocks
+	once      sync.Once
+	mu        sync.Mutex
+	deadline  time.Time
+	deadlines []time.Time
+	changed   chan struct{}
+}
+
+func newStuckConn(c FrameConn) *stuckConn {
+	return &stuckConn{FrameConn: c, stuck: true, blocked: make(chan struct{}), changed: make(chan struct{}, 1)}
+}
+
+func (c *stuckConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.deadlines = append(c.deadlines, t)
+	c.mu.Unlock()
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (c *stuckConn) WriteFrame(b []byte) error {
+	for {
+		c.mu.Lock()
+		stuck, d := c.stuck, c.deadline
+		c.mu.Unlock()
+		if !stuck {
+			return c.FrameConn.WriteFrame(b)
+		}
+		if !d.IsZero() && !d.After(time.Now()) {
+			return fmt.Errorf("write on fake: %w", os.ErrDeadlineExceeded)
+		}
+		c.once.Do(func() { close(c.blocked) })
+		<-c.changed
+	}
+}
+
+// TestFaultWriteBlockedPastTheEnd: a write that blocks because the send
+// buffer stays full (a transmit queue that does not drain) is cut short
+// when the run's context ends, by a write deadline: the run returns, the
+// peers are unknown for the cancellation (not for a failed send), nothing
+// is written, and the deadline is cleared again, so that the next run on
+// the same socket sends.
+func TestFaultWriteBlockedPastTheEnd(t *testing.T) {
+	tbl, lan, peers := twoStale()
+	cfg := lan.config()
+	listen := cfg.Listen
+	conns := make(chan *stuckConn, 1)
+	cfg.Listen = func(ifi *net.Interface) (FrameConn, error) {
+		c, err := listen(ifi)
+		sc := newStuckConn(c)
+		conns <- sc // one interface: one conn
+		return sc, err
+	}
+	p := NewProber(cfg)
+	defer p.Close()
+	c := Checker{Table: tbl, Topology: tbl, Prober: p}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type result struct {
+		rep *Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := c.Check(ctx, peers, Options{Probe: fastOpts(BroadcastAuto), Repair: &RepairPolicy{}})
+		done <- result{rep, err}
+	}()
+	conn := <-conns
+	<-conn.blocked
+	cancel()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute): // a guard against a hang
+		t.Fatal("Check did not return after its context ended while a write was blocked")
+	}
+	if res.rep == nil {
+		t.Fatalf("Check: %v; want a report", res.err)
+	}
+	for _, p := range res.rep.Peers {
+		if p.Verdict != VerdictUnknown || !strings.Contains(p.Reason, "canceled") || p.Action != ActionNone {
+			t.Errorf("%s: %s, %s (%q); want unknown, canceled, none", p.IP, p.Verdict, p.Action, p.Reason)
+		}
+	}
+	if len(tbl.writes) != 0 {
+		t.Errorf("writes %q; want none", tbl.writes)
+	}
+	conn.mu.Lock()
+	conn.stuck = false
+	deadlines := slices.Clone(conn.deadlines)
+	conn.mu.Unlock()
+	if len(deadlines) < 2 || deadlines[0].IsZero() || !deadlines[len(deadlines)-1].IsZero() {
+		t.Fatalf("write deadlines set %v; want one that cut the write, then none", deadlines)
+	}
+	rep, err := c.Check(t.Context(), peers, Options{Probe: fastOpts(BroadcastAuto)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Peers {
+		if p.Verdict != VerdictStale {
+			t.Errorf("the next run: %s: %s (%q); want stale", p.IP, p.Verdict, p.Reason)
 		}
 	}
 }

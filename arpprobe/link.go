@@ -1,6 +1,7 @@
 package arpprobe
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -161,9 +162,36 @@ func (l *link) unregister(pp *peerProbe) {
 // writeFrames sends frames in order, with WriteFrames when the conn is a
 // BatchWriter and a WriteFrame each otherwise. It returns how many were
 // sent; when fewer than all, err is the error of the first not sent.
-func (l *link) writeFrames(frames [][]byte) (sent int, err error) {
+//
+// A write blocks while the socket's send buffer is full, for as long as
+// the interface's transmit queue does not drain. When ctx ends, a write
+// deadline in the past cuts it short (if the conn honours one) with an
+// error for which os.IsTimeout is true; the deadline is cleared before
+// writeFrames returns, so the next write, of this run or another, is not
+// cut.
+func (l *link) writeFrames(ctx context.Context, frames [][]byte) (sent int, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	if d, ok := l.conn.(writeDeadliner); ok && ctx.Done() != nil {
+		var mu sync.Mutex
+		cut := false
+		stop := context.AfterFunc(ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			cut = true
+			d.SetWriteDeadline(time.Unix(1, 0))
+		})
+		defer func() {
+			if stop() {
+				return // never ran: no deadline was set
+			}
+			mu.Lock() // wait for it to have set the deadline
+			defer mu.Unlock()
+			if cut {
+				d.SetWriteDeadline(time.Time{})
+			}
+		}()
+	}
 	if bw, ok := l.conn.(BatchWriter); ok {
 		return bw.WriteFrames(frames)
 	}

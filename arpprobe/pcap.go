@@ -160,7 +160,10 @@ type pcapConn struct {
 	w *PcapWriter
 }
 
-var errNoStats = errors.New("arpprobe: socket keeps no drop statistics")
+var (
+	errNoStats         = errors.New("arpprobe: socket keeps no drop statistics")
+	errNoWriteDeadline = errors.New("arpprobe: socket has no write deadline")
+)
 
 func (c *pcapConn) ReadFrame(b []byte) (int, error) {
 	n, err := c.FrameConn.ReadFrame(b)
@@ -177,6 +180,15 @@ func (c *pcapConn) WriteFrame(b []byte) error {
 		c.w.WriteFrame(t, b)
 	}
 	return err
+}
+
+// SetWriteDeadline passes the deadline on to the wrapped socket, if its
+// writes honour one.
+func (c *pcapConn) SetWriteDeadline(t time.Time) error {
+	if d, ok := c.FrameConn.(writeDeadliner); ok {
+		return d.SetWriteDeadline(t)
+	}
+	return errNoWriteDeadline
 }
 
 // KernelDrops passes on the wrapped socket's count.

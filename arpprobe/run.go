@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -308,7 +309,7 @@ func (r *run) loop(ctx context.Context) {
 		}
 		now := time.Now()
 		r.expire(now)
-		next := r.sendDue(now)
+		next := r.sendDue(ctx, now)
 		if r.remaining == 0 {
 			r.mu.Unlock()
 			return
@@ -382,15 +383,17 @@ func (r *run) expire(now time.Time) {
 
 // sendDue sends the attempts at the head of the queue while the rate
 // limits allow, in batches (see sendBatch); it returns when the next one
-// may go (zero: none queued). r.mu is held on entry and exit, released
-// around each write.
-func (r *run) sendDue(now time.Time) time.Time {
+// may go (zero: none queued), or at once when ctx ends. r.mu is held on
+// entry and exit, released around each write.
+func (r *run) sendDue(ctx context.Context, now time.Time) time.Time {
 	for {
 		wait := r.takeDue(now)
 		if len(r.batch) > 0 {
-			now = r.sendBatch()
+			now = r.sendBatch(ctx)
 		}
 		switch {
+		case ctx.Err() != nil:
+			return time.Time{} // the loop abandons what is left
 		case wait > 0:
 			return now.Add(wait)
 		case r.sends.len() == 0:
@@ -455,8 +458,9 @@ func (r *run) takeDue(now time.Time) time.Duration {
 // link, with as few system calls as the link's conn allows, and starts
 // the window of each attempt sent; it returns the time after the write.
 // r.mu is held on entry and exit, and released during the write so that
-// the reader can record replies meanwhile.
-func (r *run) sendBatch() time.Time {
+// the reader can record replies meanwhile. A write still blocked when ctx
+// ends is cut short; its attempts are left for the loop to abandon.
+func (r *run) sendBatch(ctx context.Context) time.Time {
 	l := r.batch[0].pp.link
 	r.frames = r.frames[:0]
 	for _, it := range r.batch {
@@ -477,9 +481,12 @@ func (r *run) sendBatch() time.Time {
 			l.tap(TapEvent{Ifindex: l.ifindex, Time: start, Sent: true, Frame: f})
 		}
 	}
-	sent, err := l.writeFrames(r.frames)
+	sent, err := l.writeFrames(ctx, r.frames)
 	r.mu.Lock()
 	now := time.Now()
+	// A write cut short because the run ended: its peers were not
+	// checked, and that is not the send's fault.
+	cut := err != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded)
 	var failed *peerProbe // the attempt whose frame failed
 	for _, it := range r.batch {
 		// The frames went out in order: sent counts those of the
@@ -500,6 +507,7 @@ func (r *run) sendBatch() time.Time {
 		switch {
 		case ok:
 			r.windows.push(timed{pp: it.pp, due: now.Add(r.opts.Timeout), attempt: it.pp.attempt})
+		case cut:
 		case failed == nil:
 			failed = it.pp
 		default:
