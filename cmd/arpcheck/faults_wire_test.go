@@ -221,3 +221,83 @@ func TestE2ESendQueueFull(t *testing.T) {
 		t.Errorf("no request was refused: the test did not meet the fault")
 	}
 }
+
+// A transmit queue that drains very slowly (a token bucket of 20 bytes a
+// second, and room to queue everything): once the socket's send buffer
+// is full, a write waits for the queue. The deadline, SIGINT and SIGTERM
+// still end the run at once: the peers not checked are unknown, exit 3,
+// the report printed. Before, the run waited in the write (for minutes
+// here; for ever behind a hung queue), and the test's two-minute guard
+// killed it.
+func TestE2EStuckTransmitQueue(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		sig    syscall.Signal
+		stderr string
+		reason string
+	}{
+		{name: "deadline", args: []string{"--deadline", "2s"}, stderr: "could not be checked within the deadline",
+			reason: "deadline exceeded"},
+		{name: "SIGINT", sig: syscall.SIGINT, stderr: "interrupted", reason: "canceled"},
+		{name: "SIGTERM", sig: syscall.SIGTERM, stderr: "interrupted", reason: "canceled"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLab(t, netlink.NUD_PERMANENT)
+			var peers strings.Builder
+			const n = 240 // a unicast and a broadcast request each: more than the send buffer holds
+			for i := range n {
+				ip := netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)})
+				l.seed(ip, deadMAC, netlink.NUD_PERMANENT)
+				peers.WriteString(ip.String() + "\n")
+			}
+			idx, err := l.Prober.LinkIndex(netns.LANIface)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const rate, burst = 20, 1600
+			tbf := &netlink.Tbf{
+				QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
+				Rate:       rate, Buffer: netlink.Xmittime(rate, burst), Limit: 1 << 20,
+			}
+			if err := l.Prober.Handle().QdiscAdd(tbf); err != nil {
+				t.Fatal(err)
+			}
+			before, frames := l.table(), l.framesSent()
+			cmd, stdout, stderr := start(t, l.Prober, invocation{args: append([]string{"repair", "--include-permanent",
+				"--delete-dead", "--broadcast", "always", "--format", "json", "--peers", "-"}, tt.args...), stdin: peers.String()})
+			if tt.sig != 0 {
+				waitProbing(t, l, frames, cmd.Process)
+				if err := cmd.Process.Signal(tt.sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := finish(t, cmd, stdout, stderr)
+			if o.status != exitUnknown || !strings.Contains(o.stderr, tt.stderr) {
+				t.Errorf("want exit 3 and %q\n%.3000s", tt.stderr, o)
+			}
+			r := parseJSON(t, o)
+			if sent := r.Stats.SentUnicast + r.Stats.SentBroadcast; sent >= 2*n {
+				t.Errorf("all %d requests were sent: the test did not meet the full queue", sent)
+			}
+			after := l.table()
+			unknown := 0
+			for _, p := range r.Peers {
+				ip := netip.MustParseAddr(p.IP)
+				e, present := after[ip]
+				switch {
+				case p.Verdict == "unknown" && p.Action == "none" && present && e == before[ip]:
+					if strings.Contains(p.Reason, tt.reason) {
+						unknown++
+					}
+				case p.Verdict == "dead" && p.Action == "deleted" && !present:
+				default:
+					t.Errorf("%s: %s, %s (%q), entry %v; want unknown and untouched, or dead and deleted", ip, p.Verdict, p.Action, p.Reason, e)
+				}
+			}
+			if unknown == 0 {
+				t.Errorf("no peer unknown for %q; summary %v", tt.reason, r.Summary)
+			}
+		})
+	}
+}
