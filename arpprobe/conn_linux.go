@@ -53,7 +53,9 @@ func ListenARP(ifi *net.Interface) (FrameConn, error) {
 // before they are queued, so nothing else costs a wake-up. Frames sent
 // through the socket are not received by it.
 //
-// The FrameConn returned also implements FrameConnStats and BatchWriter.
+// The FrameConn returned also implements FrameConnStats and BatchWriter,
+// and has a SetWriteDeadline method: a write blocked on a full send buffer
+// returns a timeout error once the deadline passes.
 // Its ReadFrame, WriteFrame and WriteFrames do not allocate. Its errors are net.Errors: a deadline gives
 // one for which os.IsTimeout is true; after Close, errors.Is(err,
 // net.ErrClosed) is true. When ifi goes down, ReadFrame returns an error
