@@ -17,9 +17,10 @@ import (
 
 // The defaults of WatchConfig, in one place.
 const (
-	// DefaultWatchInterval is the time between two sweeps of every
-	// watched address: the bound on finding a wrong entry that raises no
-	// event and whose new owner stays silent (a PERMANENT entry).
+	// DefaultWatchInterval is the time between two sweeps of the watched
+	// addresses: the bound on finding a wrong entry that raises no event
+	// and whose new owner stays silent (a PERMANENT entry, or one kept
+	// REACHABLE by traffic).
 	DefaultWatchInterval = time.Minute
 	// DefaultWatchPoll is the time between two reads of the neighbour
 	// table. The kernel announces no event when an entry in use goes
@@ -137,22 +138,33 @@ type WatchCheck struct {
 // question, with the same policy and safeguards as any other check.
 //
 // What makes it check an address:
-//   - an entry enters STALE, DELAY or PROBE, changes MAC, or appears
-//     (kernel events; DELAY only shows when the table is read, see
-//     DefaultWatchPoll);
+//   - an entry starts being used while STALE (DELAY: only a read of the
+//     table shows it, see DefaultWatchPoll) or is probed by the kernel
+//     (PROBE), changes MAC, or appears (kernel events);
 //   - an ARP request or gratuitous announcement from another host shows
 //     the address with a MAC other than the cached one, as arpwatch
 //     notices it. This is what catches a PERMANENT entry whose address
 //     moved: such entries never change state and raise no event;
-//   - the sweep, every Interval.
+//   - the sweep, every Interval, of every watched address except an
+//     ordinary entry lying idle in STALE that a check has found right.
+//
+// A Watcher leaves an idle STALE entry alone on purpose. The owner's
+// reply to a check makes the kernel mark the entry REACHABLE, and the
+// kernel then trusts it, raising no event, for its reachable time (15
+// to 45 s): a silent move of the address in that window would go
+// unseen until it ran out, where a STALE entry shows its first use at
+// once (DELAY). So an idle entry is checked when it is used, when it
+// changes, when its address shows up on the wire with another MAC, and
+// at the first sweep that finds it unchecked.
 //
 // It checks an address at most once per WatchGap and never twice at
 // once; triggers raised within a few milliseconds of each other go out
 // as one check.
 //
 // Cost when all is well: a read of the table per Poll (two netlink
-// dumps), and a unicast request per entry that goes STALE (about once
-// per reachable time, 15 to 45 s, per entry in use) or is swept.
+// dumps), and a unicast request per entry each time it starts being
+// used while STALE (at most about once per reachable time, 15 to 45 s,
+// per entry in use) or is swept.
 type Watcher struct {
 	cfg     WatchConfig
 	checker Checker
@@ -302,7 +314,10 @@ var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // eventCause says whether an entry that changed from old (nil: none) to
 // cur calls for a check, and why. Entries without a usable MAC
 // (INCOMPLETE, FAILED) are the kernel's to resolve; NOARP entries are
-// not ARP's.
+// not ARP's. Entering STALE calls for none: the entry is idle, and the
+// owner's reply to a check would make the kernel mark it REACHABLE,
+// hiding its next use for up to 45 s (see Watcher); its first use
+// enters DELAY.
 func eventCause(old, cur *Neighbor) (Cause, bool) {
 	switch {
 	case cur == nil || !cur.Usable() || cur.State&StateNoARP != 0:
@@ -311,7 +326,7 @@ func eventCause(old, cur *Neighbor) (Cause, bool) {
 		return CauseNew, true
 	case !bytes.Equal(old.MAC, cur.MAC):
 		return CauseMAC, true
-	case cur.State&(StateStale|StateDelay|StateProbe) != 0 && cur.State != old.State:
+	case cur.State&(StateDelay|StateProbe) != 0 && cur.State != old.State:
 		return CauseState, true
 	}
 	return "", false
@@ -739,21 +754,28 @@ func (l *watchLoop) sighting(s sighting) {
 	l.sched.add(Trigger{IP: s.ip, MAC: mac, Cause: CauseWire, At: s.at})
 }
 
-// sweep asks for a check of every watched address: the peer list, or
-// every watched entry.
+// sweep asks for a check of every watched address (the peer list, or
+// every watched entry) but those whose entries all lie idle in STALE and
+// were found right by their last check: checking them would make them
+// REACHABLE (see Watcher).
 func (l *watchLoop) sweep(now time.Time) {
 	w := l.w
 	w.mu.RLock()
 	addrs := slices.Clone(w.list)
 	macs := make(map[netip.Addr]net.HardwareAddr, len(w.cache))
+	idle := make(map[netip.Addr]bool, len(w.cache))
 	for k, n := range w.cache {
 		macs[k.ip] = n.MAC
 		if w.list == nil {
 			addrs = append(addrs, k.ip)
 		}
+		if was, seen := idle[k.ip]; !seen || was {
+			idle[k.ip] = n.State == StateStale
+		}
 	}
 	w.mu.RUnlock()
 	w.smu.Lock()
+	addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return idle[a] && w.verdicts[a] == VerdictOK })
 	w.stats.Sweeps++
 	if len(addrs) == 0 {
 		w.stats.LastSweep, w.stats.SweepDuration = now, 0

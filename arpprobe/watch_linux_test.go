@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -193,6 +194,59 @@ func TestWatchLANStaleInUse(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no neighbour event received within 5 s of the repair")
 		}
+	}
+}
+
+// An entry goes STALE while its owner still answers, as an idle entry
+// does a reachable time after its last use. The watcher leaves it alone,
+// sweep after sweep: a check would get the owner's reply, which makes the
+// kernel mark the entry REACHABLE and trust it, without a word, for 15
+// to 45 s. So when the address then moves silently and traffic starts,
+// the entry goes to DELAY at once, and the watcher repairs it.
+func TestWatchLANAgedStaleInUse(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.0.4")
+	l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
+	h := l.Hosts[0]
+	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StateStale), 0); err != nil {
+		t.Fatal(err)
+	}
+	wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
+		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{}},
+		Interval: 100 * time.Millisecond,
+	})
+	// The entry ages: STALE again, with the owner there.
+	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StateStale), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough for a check held back by WatchGap after the first
+	// sweep's, and for several sweeps.
+	aged, sweeps := time.Now(), wl.w.Stats().Sweeps
+	for deadline := aged.Add(10 * time.Second); time.Since(aged) < 2*arpprobe.WatchGap || wl.w.Stats().Sweeps < sweeps+5; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 5 sweeps within 10 s")
+		}
+	}
+	if mac, state := watchEntry(t, l, ip); mac != netns.HostMAC(h.N).String() || state != arpprobe.StateStale {
+		t.Fatalf("%s later: entry %s %s; want %s STALE (a check would have made it REACHABLE)",
+			time.Since(aged).Round(time.Millisecond), mac, state, netns.HostMAC(h.N))
+	}
+	for len(wl.checks) > 0 {
+		if c := <-wl.checks; slices.ContainsFunc(c.Triggers, func(tr arpprobe.Trigger) bool { return tr.IP == ip }) {
+			t.Errorf("the idle STALE entry was checked: %v", c.Triggers)
+		}
+	}
+	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x04}
+	if err := h.SetMAC(newMAC); err != nil { // silently: arp_notify is off
+		t.Fatal(err)
+	}
+	watchSendUDP(t, l.Prober, ip) // to the old MAC: the entry goes to DELAY
+	c := wl.waitCheck(t, "the entry in use", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseState) })
+	p := peerByIP(t, c.Report, ip.String())
+	if p.Verdict != arpprobe.VerdictStale || (p.Action != arpprobe.ActionReplaced && p.Action != arpprobe.ActionHealed) {
+		t.Errorf("check of %s: cached %v, verdict %s, action %s (%s); want stale, replaced or healed", ip, p.Cached, p.Verdict, p.Action, p.Reason)
+	}
+	if mac, _ := watchEntry(t, l, ip); mac != newMAC.String() {
+		t.Errorf("entry after the check: %s; want the new MAC %s", mac, newMAC)
 	}
 }
 

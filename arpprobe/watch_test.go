@@ -22,7 +22,7 @@ func TestEventCause(t *testing.T) {
 		old, cur *Neighbor
 		want     Cause // "" for no check
 	}{
-		{"entered STALE", entry(macA, StateReachable), entry(macA, StateStale), CauseState},
+		{"entered STALE: idle, left alone", entry(macA, StateReachable), entry(macA, StateStale), ""},
 		{"entered DELAY", entry(macA, StateStale), entry(macA, StateDelay), CauseState},
 		{"entered PROBE", entry(macA, StateDelay), entry(macA, StateProbe), CauseState},
 		{"changed MAC", entry(macA, StateReachable), entry(macB, StateReachable), CauseMAC},
@@ -292,8 +292,8 @@ func watchNeigh(ip string, mac net.HardwareAddr, s State) Neighbor {
 }
 
 // Event-driven detection and repair: the host behind a cached address
-// changed MAC; when its entry goes STALE the watcher checks it at once
-// and repairs it.
+// changed MAC; when its entry is used (DELAY) the watcher checks it at
+// once and repairs it.
 func TestWatchEventRepair(t *testing.T) {
 	t.Parallel()
 	const moved, marker = "198.18.0.2", "198.18.0.3"
@@ -302,16 +302,16 @@ func TestWatchEventRepair(t *testing.T) {
 	r.setHost(marker, macA)
 	r.start(WatchConfig{Check: Options{Repair: &RepairPolicy{}}, Poll: -1}, false)
 	r.setHost(moved, macB)
-	r.events.send(r.setEntry(moved, macA, StateStale))
-	r.events.send(r.setEntry(marker, macA, StateStale))
-	c, _ := r.waitCheck("the STALE entry", func(c WatchCheck) bool { return watchChecked(c, moved) })
+	r.events.send(r.setEntry(moved, macA, StateDelay))
+	r.events.send(r.setEntry(marker, macA, StateDelay))
+	c, _ := r.waitCheck("the entry in use", func(c WatchCheck) bool { return watchChecked(c, moved) })
 	p := watchPeer(t, c, moved)
 	if p.Verdict != VerdictStale || p.Action != ActionReplaced || p.Owner.String() != macB.String() || !watchHasCause(c, CauseState) {
 		t.Errorf("watchChecked %s for %s: verdict %s, action %s, owner %s; want state, stale, replaced, %s",
 			p.IP, watchChecks([]WatchCheck{c}), p.Verdict, p.Action, p.Owner, macB)
 	}
 	if !watchChecked(c, marker) {
-		t.Fatalf("the two STALE entries were not watchChecked together: %s", watchChecks([]WatchCheck{c}))
+		t.Fatalf("the two entries in use were not watchChecked together: %s", watchChecks([]WatchCheck{c}))
 	}
 	want := "set " + moved + " " + macB.String() + " REACHABLE"
 	if w := r.writes(); !slices.Equal(w, []string{want}) {
@@ -321,7 +321,7 @@ func TestWatchEventRepair(t *testing.T) {
 	// check, which settled it. The marker, watchChecked at the same time, is
 	// free to be watchChecked again when the repaired entry would be: the
 	// marker's next check must come alone.
-	r.events.send(r.setEntry(marker, macA, StateDelay))
+	r.events.send(r.setEntry(marker, macA, StateProbe))
 	c, before := r.waitCheck("the marker", func(c WatchCheck) bool { return watchChecked(c, marker) })
 	if all := append(before, c); len(all) != 1 || watchChecked(c, moved) {
 		t.Errorf("checks after the repair: %s; want only the marker's", watchChecks(all))
@@ -346,7 +346,7 @@ func TestWatchEvents(t *testing.T) {
 		cfg    WatchConfig
 		want   Cause // "": no check
 	}{
-		{name: "entered STALE", before: watchNeigh(ip, macA, StateReachable), after: watchNeigh(ip, macA, StateStale), want: CauseState},
+		{name: "entered STALE: idle, left alone", before: watchNeigh(ip, macA, StateReachable), after: watchNeigh(ip, macA, StateStale)},
 		{name: "entered DELAY", before: watchNeigh(ip, macA, StateStale), after: watchNeigh(ip, macA, StateDelay), want: CauseState},
 		{name: "entered PROBE", before: watchNeigh(ip, macA, StateDelay), after: watchNeigh(ip, macA, StateProbe), want: CauseState},
 		{name: "changed MAC", before: watchNeigh(ip, macA, StateReachable), after: watchNeigh(ip, macB, StateReachable), want: CauseMAC},
@@ -372,7 +372,7 @@ func TestWatchEvents(t *testing.T) {
 			r.setHost(ip, tt.after.MAC)
 			r.events.send(r.setEntry(ip, tt.after.MAC, tt.after.State))
 			r.setHost(marker, macA)
-			r.events.send(r.setEntry(marker, macA, StateStale))
+			r.events.send(r.setEntry(marker, macA, StateDelay))
 			c, before := r.waitCheck("the marker", func(c WatchCheck) bool { return watchChecked(c, marker) })
 			var got []Trigger
 			for _, c := range append(before, c) {
@@ -475,6 +475,35 @@ func TestWatchPollSeesDelay(t *testing.T) {
 	}
 }
 
+// A sweep leaves alone an idle STALE entry that a check found right: the
+// owner's reply would make the kernel mark it REACHABLE, hiding its next
+// use. It checks every other entry, a STALE one never checked or last
+// found wrong, and the idle entry again once it is used (DELAY).
+func TestWatchSweepSkipsIdleStale(t *testing.T) {
+	t.Parallel()
+	const idle, dead, reachable, pinned = "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5"
+	r := newWatchRig(t, watchNeigh(idle, macA, StateStale), watchNeigh(dead, macA, StateStale),
+		watchNeigh(reachable, macA, StateReachable), watchNeigh(pinned, macA, StatePermanent))
+	for _, ip := range []string{idle, reachable, pinned} {
+		r.setHost(ip, macA)
+	}
+	// The first sweep checks every entry; each keeps its state (the fake
+	// kernel does not take replies).
+	r.start(WatchConfig{Interval: 50 * time.Millisecond, Poll: -1}, false)
+	for range 2 {
+		c, _ := r.waitCheck("a later sweep", func(c WatchCheck) bool { return watchHasCause(c, CauseSweep) })
+		var got []string
+		for _, tr := range c.Triggers {
+			got = append(got, tr.IP.String())
+		}
+		if want := []string{dead, reachable, pinned}; !slices.Equal(got, want) {
+			t.Errorf("sweep checked %v; want %v (not the idle STALE entry found right)", got, want)
+		}
+	}
+	r.events.send(r.setEntry(idle, macA, StateDelay))
+	r.waitCheck("the idle entry once used", func(c WatchCheck) bool { return watchChecked(c, idle) && watchHasCause(c, CauseState) })
+}
+
 // When events are lost (ENOBUFS) the watcher subscribes again, trying
 // until it can, and reads the table, finding what changed meanwhile.
 func TestWatchEventsLost(t *testing.T) {
@@ -521,8 +550,8 @@ func TestWatchSetPeers(t *testing.T) {
 		t.Errorf("198.18.0.7: %s; want uncached", p.Verdict)
 	}
 	// .2 left the list: its events are ignored, and it no longer counts.
-	r.events.send(r.setEntry("198.18.0.2", macA, StateStale))
-	r.events.send(r.setEntry("198.18.0.3", macA, StateStale))
+	r.events.send(r.setEntry("198.18.0.2", macA, StateDelay))
+	r.events.send(r.setEntry("198.18.0.3", macA, StateDelay))
 	c, before := r.waitCheck("the marker", func(c WatchCheck) bool { return watchChecked(c, "198.18.0.3") })
 	for _, c := range append(before, c) {
 		if watchChecked(c, "198.18.0.2") {

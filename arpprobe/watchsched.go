@@ -13,7 +13,7 @@ type Cause string
 
 // The causes. Their names appear in logs and metrics.
 const (
-	// CauseState: the entry entered STALE, DELAY or PROBE.
+	// CauseState: the entry entered DELAY (used while STALE) or PROBE.
 	CauseState Cause = "state"
 	// CauseMAC: the entry changed MAC.
 	CauseMAC Cause = "mac"

@@ -40,10 +40,12 @@ func (e *env) watchCommand() *cli.Command {
 		Name:      "watch",
 		Usage:     "keep watching the cache: check entries as they change and, with --repair, correct them",
 		ArgsUsage: "[PEER ...]",
-		Description: "A daemon. It checks an entry as soon as the kernel says it went STALE, DELAY or\n" +
-			"PROBE, changed MAC or appeared, and as soon as another host's ARP request or\n" +
-			"announcement shows the address with another MAC than the cached one (which\n" +
-			"catches PERMANENT entries); it also sweeps every watched entry each --interval.\n" +
+		Description: "A daemon. It checks an entry as soon as it starts being used while STALE (DELAY)\n" +
+			"or the kernel probes it (PROBE), changes MAC or appears, and as soon as another\n" +
+			"host's ARP request or announcement shows the address with another MAC than the\n" +
+			"cached one (which catches PERMANENT entries); it also sweeps every watched\n" +
+			"entry each --interval, except idle STALE entries already found right (a check\n" +
+			"would make the kernel trust them, unseen, for another 15-45 s).\n" +
 			"Each check is a verify (with --repair, a repair with the same safeguards) of\n" +
 			"the addresses concerned, at most one per address per second. Without PEERs and\n" +
 			"--peers, every IPv4 entry of the neighbour table is watched.\n\n" +
