@@ -19,8 +19,11 @@
 //     owner, so the prober's entry is REACHABLE;
 //   - announced-permanent: the same, with the entry pinned PERMANENT;
 //   - silent: no announcement; the entry is STALE and idle (the old
-//     owner went 2 s before t0, while nothing used it), and the client
+//     owner went 1.5 s before t0, while nothing used it), and the client
 //     starts connecting at t0: a STALE entry in use;
+//   - silent-aged: the same, but the entry went STALE while the old
+//     owner was still there (as an idle entry does a reachable time
+//     after its last use), and the address moves 1.5 to 31.5 s later;
 //   - silent-permanent: no announcement, traffic flowing, a PERMANENT
 //     entry. Nothing on the wire or in the kernel tells of the move, so
 //     watch finds it only at its next sweep: --interval is the bound.
@@ -68,11 +71,13 @@ func main() {
 	var o options
 	flag.IntVar(&o.runs, "runs", 5, "runs of each watch row")
 	flag.IntVar(&o.slowRuns, "slow-runs", 3, "runs of each kernel and cron row (each takes up to -limit)")
-	flag.StringVar(&o.scenarios, "scenarios", "all", "scenarios to run, comma-separated: announced, announced-permanent, silent, silent-permanent, silent-reachable")
+	flag.StringVar(&o.scenarios, "scenarios", "all", "scenarios to run, comma-separated: announced, announced-permanent, silent, silent-aged, silent-permanent, silent-reachable")
 	flag.StringVar(&o.methods, "methods", "all", "methods to run, comma-separated: kernel, cron, watch")
 	flag.DurationVar(&o.cfg.limit, "limit", 90*time.Second, "how long a run waits for the entry and a connect after t0")
 	flag.DurationVar(&o.cfg.cronPeriod, "cron-period", time.Minute, "period of the cron's `arpcheck repair`")
 	flag.DurationVar(&o.cfg.interval, "interval", 0, "watch's --interval (default: watch's own, 1m)")
+	flag.DurationVar(&o.cfg.agedSpread, "aged-spread", 30*time.Second,
+		"silent-aged: the address moves 1.5 s plus a random time up to this after the entry went STALE")
 	flag.IntVar(&o.jobs, "jobs", 4, "kernel, cron and sweep-bound runs to run at once")
 	flag.StringVar(&o.cfg.arpcheck, "arpcheck", "", "arpcheck binary to run (default: go build ./cmd/arpcheck)")
 	flag.BoolVar(&o.verbose, "v", false, "print each run's watch log or cron output on standard error")
@@ -117,8 +122,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.runs < 1 || o.slowRuns < 1 || o.jobs < 1 {
 		return errors.New("-runs, -slow-runs and -jobs must be at least 1")
 	}
-	if o.cfg.limit <= 0 || o.cfg.cronPeriod <= 0 || o.cfg.interval < 0 {
-		return errors.New("-limit and -cron-period must be positive, -interval not negative")
+	if o.cfg.limit <= 0 || o.cfg.cronPeriod <= 0 || o.cfg.interval < 0 || o.cfg.agedSpread < 0 {
+		return errors.New("-limit and -cron-period must be positive, -interval and -aged-spread not negative")
 	}
 	rows, err := selectRows(o.scenarios, o.methods)
 	if err != nil {

@@ -26,6 +26,9 @@ type config struct {
 	cronPeriod time.Duration
 	// interval is watch's --interval; zero: watch's default.
 	interval time.Duration
+	// agedSpread is the spread of the time between an entry going STALE
+	// and the move in the aged scenario; zero: none.
+	agedSpread time.Duration
 }
 
 // watchInterval is the sweep interval watch runs with.
@@ -41,10 +44,13 @@ const (
 	// where traffic flows; more than arpprobe.WatchGap, so that a check
 	// watch made before t0 does not delay one after it.
 	flowing = 1200 * time.Millisecond
-	// settle is how long the entry lies STALE with its owner gone before
-	// t0, where the entry is idle; watch checks it meanwhile (nobody
-	// answers) and the WatchGap passes.
-	settle = 2 * time.Second
+	// settle is how long the entry lies STALE and idle before t0 (plus a
+	// random time in the aged scenario): more than arpprobe.WatchGap
+	// after watch's first sweep, so that it does not delay a check after
+	// t0. (A watch older than the fix of idle STALE entries checks the
+	// entry meanwhile, and the kernel marks it REACHABLE if the owner
+	// answers.)
+	settle = 1500 * time.Millisecond
 	// startWithin bounds arpcheck watch's start and its first sweep.
 	startWithin = 15 * time.Second
 )
@@ -57,8 +63,9 @@ type sample struct {
 	// fixer says what put the new MAC in the entry: "kernel", "cron", or
 	// "watch" with the cause and the action.
 	fixer string
-	// phase is when the first cron run after t0 came (cron), or how long
-	// after watch's previous sweep t0 came (watch, sweep-bound scenarios).
+	// phase is when the first cron run after t0 came (cron), how long
+	// after watch's previous sweep t0 came (watch, sweep-bound
+	// scenarios), or how long after settle the address moved (aged).
 	phase time.Duration
 	// move is how long the lab took to move the address (t0 is its end).
 	move time.Duration
@@ -125,24 +132,24 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 	cl := newClient(p)
 
 	if r.sc.idle {
-		// The old owner goes while the entry is idle, and the entry ages
-		// to STALE (written here; the kernel gets there after a
-		// reachable time without traffic).
-		if err := l.unplugOld(); err != nil {
-			return s, err
+		// The entry ages to STALE while nothing uses it (written here;
+		// the kernel gets there after a reachable time without traffic,
+		// with the same event). Either the old owner has gone before,
+		// or it is still there and the address moves a while later.
+		if !r.sc.aged {
+			if err := l.unplugOld(); err != nil {
+				return s, err
+			}
 		}
 		if err := p.AddNeigh(netns.LANIface, movedAddr, l.oldMAC, netlink.NUD_STALE, 0); err != nil {
 			return s, err
 		}
-		if w != nil {
-			_, err := w.waitFor(ctx, startWithin, "the check of the STALE entry", func(rec logRecord) bool {
-				return rec.IP == movedAddr.String() && rec.Verdict == string(arpprobe.VerdictDead)
-			})
-			if err != nil {
-				return s, err
-			}
+		wait := settle
+		if r.sc.aged && c.agedSpread > 0 {
+			s.phase = rand.N(c.agedSpread)
+			wait += s.phase
 		}
-		if err := sleep(ctx, settle); err != nil {
+		if err := sleep(ctx, wait); err != nil {
 			return s, err
 		}
 	} else {
@@ -169,7 +176,7 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 	// which other namespaces' teardown may hold for much longer: that is
 	// the lab's time, not the method's, and is reported as move.)
 	moveStart := time.Now()
-	if !r.sc.idle {
+	if !r.sc.idle || r.sc.aged {
 		if err := l.unplugOld(); err != nil {
 			return s, err
 		}

@@ -24,6 +24,11 @@ type scenario struct {
 	// traffic starts at t0 (a STALE entry in use); otherwise the client
 	// has been connecting all along (traffic flows).
 	idle bool
+	// aged (with idle): the entry went STALE while the old owner was
+	// still there, and the address moves a random time later; otherwise
+	// the old owner went first, and the entry went STALE with nobody
+	// behind it.
+	aged bool
 	// goal: watch must make the entry right and TCP work within
 	// goalTime (median). Otherwise the sweep interval is the bound.
 	goal bool
@@ -35,7 +40,8 @@ const goalTime = time.Second
 var scenarios = []scenario{
 	{name: "announced", title: "announced, ordinary entry", announce: true, goal: true},
 	{name: "announced-permanent", title: "announced, PERMANENT entry", announce: true, permanent: true, goal: true},
-	{name: "silent", title: "silent, STALE entry in use", idle: true, goal: true},
+	{name: "silent", title: "silent, STALE entry in use (owner gone while idle)", idle: true, goal: true},
+	{name: "silent-aged", title: "silent, STALE entry in use (went STALE while its owner lived)", idle: true, aged: true, goal: true},
 	{name: "silent-permanent", title: "silent, PERMANENT entry", permanent: true},
 	// Not one of issue 6's goal cases, measured so that the table says
 	// what watch does not do: traffic has been flowing, so the entry is
