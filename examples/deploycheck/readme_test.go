@@ -84,8 +84,25 @@ func TestReadmeSnippetBuilds(t *testing.T) {
 
 var longFlag = regexp.MustCompile("(?:^|[\\s`(|])(--[a-z][a-z0-9-]*)")
 
-// Every long flag the README names is a flag of some arpcheck command,
-// and every arpcheck command line it shows after a "$ " prompt parses.
+// otherTools are the programs the README compares arpcheck with.
+var otherTools = []string{"arp-scan", "arping"}
+
+// otherTool reports whether the flag at md[i:] belongs to one of
+// otherTools: one of them is named before it on the same line, and no
+// "arpcheck" between.
+func otherTool(md string, i int) bool {
+	line := md[strings.LastIndexByte(md[:i], '\n')+1 : i]
+	last := -1
+	for _, tool := range otherTools {
+		last = max(last, strings.LastIndex(line, tool))
+	}
+	return last >= 0 && !strings.Contains(line[last:], "arpcheck")
+}
+
+// Every long flag the README names is a flag of some arpcheck command
+// (unless it follows the name of a tool arpcheck is compared with, on the
+// same line), and every arpcheck command line it shows after a "$ "
+// prompt parses.
 func TestReadmeFlagsExist(t *testing.T) {
 	md := readme(t)
 	commands := []string{"verify", "repair", "probe", "watch"}
@@ -93,8 +110,11 @@ func TestReadmeFlagsExist(t *testing.T) {
 	for _, c := range commands {
 		flags[c] = cliFlags(t, c)
 	}
-	for _, m := range longFlag.FindAllStringSubmatch(md, -1) {
-		name := m[1]
+	for _, m := range longFlag.FindAllStringSubmatchIndex(md, -1) {
+		name := md[m[2]:m[3]]
+		if otherTool(md, m[2]) {
+			continue
+		}
 		found := false
 		for _, c := range commands {
 			if _, ok := flags[c][name]; ok {
