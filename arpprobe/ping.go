@@ -272,10 +272,23 @@ type pinger struct {
 	quit   chan struct{} // closed when loop has returned
 	done   chan struct{} // closed when read returns
 
-	seq      int
-	lastSend time.Time
-	seqDup   int  // replies to request seq so far
-	answered bool // request seq has a counted reply
+	seq  int
+	sent [pingHistory]pingSent // request i at i%pingHistory, the latest ones
+}
+
+// pingHistory is how many of the latest requests a pinger remembers, to
+// count a reply for the request it answers even when it is taken only
+// after later requests went out.
+const pingHistory = 8
+
+// request returns what the pinger keeps of request seq.
+func (p *pinger) request(seq int) *pingSent { return &p.sent[seq%pingHistory] }
+
+// pingSent is what a pinger keeps of a request it sent.
+type pingSent struct {
+	time     time.Time
+	dups     int  // replies to it so far
+	answered bool // it has a counted reply
 }
 
 // read passes the replies from the target to loop until the conn fails
@@ -332,7 +345,7 @@ func (p *pinger) loop(ctx context.Context) error {
 			}
 			p.seq++
 			p.st.Sent++
-			p.lastSend, p.seqDup, p.answered = now, 0, false
+			*p.request(p.seq) = pingSent{time: now}
 			if p.cfg.OnSend != nil {
 				p.cfg.OnSend(PingRequest{Seq: p.seq, Time: now, Interface: p.st.Interface,
 					Source: p.st.Source, Target: p.cfg.Target, Dst: p.cfg.MAC})
@@ -359,20 +372,27 @@ func (p *pinger) loop(ctx context.Context) error {
 				return fmt.Errorf("arpprobe: ping %s: %w", p.cfg.Target, fr.err)
 			}
 			p.reply(fr.f, fr.time)
-			if !end.IsZero() && p.answered {
+			if !end.IsZero() && p.request(p.seq).answered {
 				end = earliest(end, fr.time.Add(p.cfg.Settle))
 			}
 		}
 	}
 }
 
-// reply records one reply and reports it.
+// reply records one reply, received at now, and reports it. It answers
+// the latest request sent before now: the reader stamps a reply as it
+// reads it, and the loop may send more requests before it takes it.
 func (p *pinger) reply(f Frame, now time.Time) {
 	st := p.st
-	r := PingReply{Seq: p.seq, Time: now, IP: f.SenderIP, RTT: now.Sub(p.lastSend),
-		Unicast: f.EtherDst == p.mac, Dup: p.seqDup,
+	seq := p.seq
+	for seq > 1 && seq > p.seq-pingHistory+1 && now.Before(p.request(seq).time) {
+		seq--
+	}
+	req := p.request(seq)
+	r := PingReply{Seq: seq, Time: now, IP: f.SenderIP, RTT: now.Sub(req.time),
+		Unicast: f.EtherDst == p.mac, Dup: req.dups,
 		Counted: p.cfg.MAC == nil || bytes.Equal(p.cfg.MAC, f.SenderMAC[:])}
-	p.seqDup++
+	req.dups++
 	st.Replies++
 	if r.Dup > 0 {
 		st.Duplicates++
@@ -392,8 +412,8 @@ func (p *pinger) reply(f Frame, now time.Time) {
 		st.Owners = append(st.Owners, PingOwner{MAC: r.MAC, Replies: 1})
 	}
 	if r.Counted {
-		if !p.answered {
-			p.answered = true
+		if !req.answered {
+			req.answered = true
 			st.Answered++
 		}
 		if st.rttN == 0 || r.RTT < st.RTTMin {

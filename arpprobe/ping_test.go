@@ -28,7 +28,7 @@ func pingLAN(macs ...net.HardwareAddr) (*fakeLAN, PingConfig) {
 	cfg := PingConfig{
 		Target:   netip.MustParseAddr(peerIP),
 		Count:    3,
-		Interval: time.Millisecond,
+		Interval: 50 * time.Millisecond, // ARP has no transaction id: a reply later than this counts for the next request
 		Timeout:  time.Hour,
 		Settle:   time.Millisecond,
 		Topology: oneLAN(),
@@ -317,5 +317,37 @@ func TestPingErrors(t *testing.T) {
 				t.Errorf("answered %d after an error; want 0", st.Answered)
 			}
 		})
+	}
+}
+
+// TestPingReplyReadBeforeASend: the reader stamps a reply as it reads
+// it, and the loop may send the next request before it takes the reply.
+// The reply answers the request sent before it was read, with a
+// positive RTT.
+func TestPingReplyReadBeforeASend(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var rec pingRecorder
+	p := &pinger{st: &PingStats{}}
+	rec.hook(&p.cfg)
+	p.seq = 3
+	*p.request(1) = pingSent{time: t0}
+	*p.request(2) = pingSent{time: t0.Add(time.Second)}
+	*p.request(3) = pingSent{time: t0.Add(2 * time.Second)}
+	reply := Frame{SenderIP: netip.MustParseAddr(peerIP), SenderMAC: [6]byte(macA)}
+	p.reply(reply, t0.Add(100*time.Millisecond))  // read before requests 2 and 3 went out
+	p.reply(reply, t0.Add(1100*time.Millisecond)) // before request 3
+	p.reply(reply, t0.Add(2100*time.Millisecond)) // request 3's own
+	if len(rec.replies) != 3 {
+		t.Fatalf("%d replies reported; want 3", len(rec.replies))
+	}
+	for i, want := range []PingReply{{Seq: 1, RTT: 100 * time.Millisecond}, {Seq: 2, RTT: 100 * time.Millisecond},
+		{Seq: 3, RTT: 100 * time.Millisecond}} {
+		if r := rec.replies[i]; r.Seq != want.Seq || r.RTT != want.RTT || r.Dup != 0 || !r.Counted {
+			t.Errorf("reply %d = seq %d, RTT %v, dup %d, counted %v; want seq %d, RTT %v, first, counted",
+				i, r.Seq, r.RTT, r.Dup, r.Counted, want.Seq, want.RTT)
+		}
+	}
+	if st := p.st; st.Answered != 3 || st.Duplicates != 0 || st.RTTMin != 100*time.Millisecond || st.RTTMax != 100*time.Millisecond {
+		t.Errorf("stats %+v; want 3 answered, no duplicates, RTTs of 100ms", *st)
 	}
 }
