@@ -34,6 +34,9 @@ type PeerError struct {
 	Reason string // what is wrong with it
 }
 
+// Error returns "file:line: " (what of it is known), the offending field
+// quoted, and the reason: `peers.txt:3: "198.18.0.300": not an IPv4
+// address or prefix`.
 func (e *PeerError) Error() string {
 	s := ""
 	switch {
