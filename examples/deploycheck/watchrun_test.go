@@ -1,16 +1,13 @@
 package deploycheck
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/arpcheck/arpcheck/internal/netns"
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
 // setprivArgs returns the setpriv(1) arguments that give a command what
@@ -78,7 +76,7 @@ func TestWatchUnitRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, setpriv, append(append(setprivArgs(t, u), "--", cli(t)), args[1:]...)...)
-	var stderr syncBuffer
+	var stderr proctest.Buffer
 	cmd.Stderr = &stderr
 	if err := lan.Prober.Do(cmd.Start); err != nil {
 		t.Fatal(err)
@@ -93,9 +91,9 @@ func TestWatchUnitRuns(t *testing.T) {
 		}
 	}()
 
-	get := nsGetter(lan.Prober)
+	get := proctest.Getter(lan.Prober)
 	base := "http://" + net.JoinHostPort("127.0.0.1", port)
-	waitFor(t, 15*time.Second, "the stale entry repaired and /healthz ok", func() (bool, string) {
+	proctest.WaitFor(t, 15*time.Second, "the stale entry repaired and /healthz ok", func() (bool, string) {
 		select {
 		case <-done:
 			t.Fatal("watch exited")
@@ -127,7 +125,7 @@ func TestWatchUnitRuns(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "SIGHUP logged", func() (bool, string) {
+	proctest.WaitFor(t, 5*time.Second, "SIGHUP logged", func() (bool, string) {
 		return strings.Contains(stderr.String(), "SIGHUP: peers reloaded"), "no \"SIGHUP: peers reloaded\" on standard error"
 	})
 
@@ -142,67 +140,5 @@ func TestWatchUnitRuns(t *testing.T) {
 		}
 	case <-time.After(stop):
 		t.Errorf("still running %v after SIGTERM (TimeoutStopSec=%v): systemd would kill it", stop, stop)
-	}
-}
-
-// syncBuffer is a bytes.Buffer that a running command writes while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// nsGetter returns a function that makes an HTTP GET inside ns: its
-// connections are made from a thread in ns, so 127.0.0.1 is ns's
-// loopback.
-func nsGetter(ns *netns.NS) func(url string) (int, string, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := ns.Do(func() (err error) {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}}
-	return func(url string) (int, string, error) {
-		resp, err := client.Get(url)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body), err
-	}
-}
-
-// waitFor calls cond every 100 ms until it reports true, and fails the
-// test with cond's last word if that takes longer than d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v: %s", what, d, why)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/arpcheck/arpcheck/internal/netns"
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
 // The LAN the DaemonSet's command runs on.
@@ -138,7 +137,7 @@ func TestDaemonSetRuns(t *testing.T) {
 	cmd := exec.CommandContext(ctx, setpriv, append(append(containerSetpriv(t, f.ctr.SecurityContext), "--", bin.path), argv[1:]...)...)
 	cmd.Env = containerEnv(t, f.ctr)
 	cmd.Dir = "/"
-	var stderr syncBuffer
+	var stderr proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := lan.Prober.Do(cmd.Start); err != nil {
 		t.Fatal(err)
@@ -153,10 +152,10 @@ func TestDaemonSetRuns(t *testing.T) {
 		}
 	}()
 
-	get := nsGetter(lan.Prober)
+	get := proctest.Getter(lan.Prober)
 	base := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	started := time.Now()
-	waitFor(t, min(startup, 30*time.Second), "200 from the startup probe's "+probe.HTTPGet.Path, func() (bool, string) {
+	proctest.WaitFor(t, min(startup, 30*time.Second), "200 from the startup probe's "+probe.HTTPGet.Path, func() (bool, string) {
 		select {
 		case <-done:
 			t.Fatal("arpcheck exited")
@@ -166,7 +165,7 @@ func TestDaemonSetRuns(t *testing.T) {
 		return status == http.StatusOK, fmt.Sprintf("%d %q %v", status, body, err)
 	})
 	t.Logf("healthy %v after the start", time.Since(started).Round(time.Millisecond))
-	waitFor(t, 10*time.Second, "the stale entry repaired", func() (bool, string) {
+	proctest.WaitFor(t, 10*time.Second, "the stale entry repaired", func() (bool, string) {
 		n, err := lan.Prober.Neigh(netns.LANIface, peerB)
 		return err == nil && n != nil && n.HardwareAddr.String() == netns.HostMAC(2).String(), fmt.Sprintf("entry of %s: %v %v", peerB, n, err)
 	})
@@ -311,67 +310,5 @@ func TestNonRootNeedsFileCaps(t *testing.T) {
 					got, stderr.String(), tt.status, tt.stderr, stdout.String())
 			}
 		})
-	}
-}
-
-// syncBuffer is a bytes.Buffer that a running command writes while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// nsGetter returns a function that makes an HTTP GET inside ns, as the
-// kubelet's probes and Prometheus reach a host-network pod on the node:
-// connections are made from a thread in ns.
-func nsGetter(ns *netns.NS) func(url string) (int, string, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := ns.Do(func() (err error) {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}}
-	return func(url string) (int, string, error) {
-		resp, err := client.Get(url)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body), err
-	}
-}
-
-// waitFor calls cond every 100 ms until it reports true, and fails the
-// test with cond's last word if that takes longer than d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v: %s", what, d, why)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
