@@ -115,8 +115,9 @@ type WatchConfig struct {
 	// checks are logged at debug level only.
 	Logger *slog.Logger
 	// OnCheck, if set, is called after each check with what asked for
-	// it and its report. It is called from the Watcher's goroutine, one
-	// call at a time, and should return quickly.
+	// it and its report, once the Watcher has taken it in (Stats count
+	// it). It is called from the Watcher's goroutine, one call at a
+	// time, and should return quickly.
 	OnCheck func(WatchCheck)
 }
 
@@ -824,7 +825,8 @@ func (l *watchLoop) finish(r batchResult) {
 	l.batches--
 	now := time.Now()
 	if w.cfg.OnCheck != nil {
-		w.cfg.OnCheck(WatchCheck{Triggers: r.triggers, Report: r.report, Err: r.err})
+		// Last: once the check is in the cache, the schedule and Stats.
+		defer w.cfg.OnCheck(WatchCheck{Triggers: r.triggers, Report: r.report, Err: r.err})
 	}
 	if r.report == nil {
 		w.smu.Lock()
