@@ -16,11 +16,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,20 +25,15 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/arpcheck/arpcheck/internal/netns"
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
+// arpcheckBuild is this package built as a program, for the end-to-end tests.
+var arpcheckBuild proctest.Build
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	arpcheckBuild.Remove()
 	os.Exit(code)
 }
 
@@ -50,32 +42,7 @@ func TestMain(m *testing.M) {
 // that every user may read, so that it can run as nobody.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "arpcheck-e2e-")
-		if buildErr != nil {
-			return
-		}
-		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
-			return
-		}
-		goCmd, err := exec.LookPath("go")
-		if err != nil {
-			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		buildBin = filepath.Join(buildDir, "arpcheck")
-		args := []string{"build", "-o", buildBin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command(goCmd, append(args, ".")...).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
+	return arpcheckBuild.Path(t, "arpcheck", func(path string) error { return proctest.GoBuild(path, ".", raceEnabled) })
 }
 
 // invocation is one run of the binary.

@@ -12,10 +12,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
 // deployDir holds the files under test, as a user copies them.
@@ -114,38 +115,20 @@ func unitFile(t *testing.T, name string) map[string]map[string][]string {
 	return u
 }
 
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-	cliDir  string
-)
+// arpcheck is the command the deploy files run, built for the tests.
+var arpcheck proctest.Build
 
 // cli builds the arpcheck command once per test binary and returns its path.
 func cli(t *testing.T) string {
 	t.Helper()
-	cliOnce.Do(func() {
-		cliDir, cliErr = os.MkdirTemp("", "deploycheck")
-		if cliErr != nil {
-			return
-		}
-		cliPath = filepath.Join(cliDir, "arpcheck")
-		out, err := exec.Command("go", "build", "-o", cliPath, "github.com/arpcheck/arpcheck/cmd/arpcheck").CombinedOutput()
-		if err != nil {
-			cliErr = fmt.Errorf("go build ./cmd/arpcheck: %v\n%s", err, out)
-		}
+	return arpcheck.Path(t, "arpcheck", func(path string) error {
+		return proctest.GoBuild(path, "github.com/arpcheck/arpcheck/cmd/arpcheck", false)
 	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliPath
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if cliDir != "" {
-		os.RemoveAll(cliDir)
-	}
+	arpcheck.Remove()
 	os.Exit(code)
 }
 

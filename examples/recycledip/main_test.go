@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,7 +22,7 @@ import (
 // verdicts, the repairs, and the connects before and after.
 func TestScenario(t *testing.T) {
 	netns.Require(t)
-	fds := nsFDs(t)
+	fds := netns.OpenFDs(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -33,7 +32,7 @@ func TestScenario(t *testing.T) {
 	if err != nil {
 		t.Fatalf("play: %v", err)
 	}
-	if got := nsFDs(t); got != fds {
+	if got := netns.OpenFDs(t); got != fds {
 		t.Errorf("after play: %d namespace fds open; want %d (the lab was not torn down)", got, fds)
 	}
 
@@ -152,7 +151,7 @@ func TestScenario(t *testing.T) {
 // Cancelling the run tears the lab down too.
 func TestScenarioCancelled(t *testing.T) {
 	netns.Require(t)
-	fds := nsFDs(t)
+	fds := netns.OpenFDs(t)
 	for _, after := range []time.Duration{0, 200 * time.Millisecond, 1500 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), after)
 		var buf bytes.Buffer
@@ -161,7 +160,7 @@ func TestScenarioCancelled(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("run cancelled after %v: error %v; want context.DeadlineExceeded\n%s", after, err, buf.String())
 		}
-		if got := nsFDs(t); got != fds {
+		if got := netns.OpenFDs(t); got != fds {
 			t.Errorf("run cancelled after %v: %d namespace fds open; want %d", after, got, fds)
 		}
 	}
@@ -195,29 +194,11 @@ func sameEntry(n *arpprobe.Neighbor, mac net.HardwareAddr, state arpprobe.State)
 	return n != nil && bytes.Equal(n.MAC, mac) && n.State == state
 }
 
-// nsFDs counts this process's open file descriptors that refer to a
-// network namespace.
-func nsFDs(t *testing.T) int {
-	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, "net:[") {
-			n++
-		}
-	}
-	return n
-}
-
 // -hold keeps the broken LAN up, prints a way into the client's namespace
 // that works while it waits, and tears everything down when cancelled.
 func TestHold(t *testing.T) {
 	netns.Require(t)
-	fds := nsFDs(t)
+	fds := netns.OpenFDs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	r, w := io.Pipe()
@@ -256,7 +237,7 @@ func TestHold(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("hold: %v", err)
 	}
-	if got := nsFDs(t); got != fds {
+	if got := netns.OpenFDs(t); got != fds {
 		t.Errorf("after hold: %d namespace fds open; want %d", got, fds)
 	}
 	// The parked thread has left the namespace (back in ours, or gone).

@@ -3,44 +3,29 @@ package main
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/arpcheck/arpcheck/internal/netns"
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
+// arpcheck is the command the lab runs, built for the tests.
+var arpcheck proctest.Build
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	arpcheck.Remove()
 	os.Exit(code)
 }
 
 // arpcheckBinary returns the arpcheck binary, built on first use.
 func arpcheckBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "ttrlab-test-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "arpcheck")
-		buildErr = goBuild(context.Background(), buildBin, "./cmd/arpcheck", raceEnabled)
+	return arpcheck.Path(t, "arpcheck", func(path string) error {
+		return goBuild(context.Background(), path, "./cmd/arpcheck", raceEnabled)
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
 }
 
 // The watch rows of issue 6's goal cases, once each, as `go run
@@ -52,7 +37,7 @@ func arpcheckBinary(t *testing.T) string {
 // test of what happens, and the program measures how fast.
 func TestWatchRows(t *testing.T) {
 	netns.Require(t)
-	fds := nsFDs(t)
+	fds := netns.OpenFDs(t)
 	c := &config{arpcheck: arpcheckBinary(t), limit: 30 * time.Second, cronPeriod: time.Minute}
 	for _, sc := range scenarios {
 		if !sc.goal {
@@ -86,27 +71,9 @@ func TestWatchRows(t *testing.T) {
 			}
 		})
 	}
-	if got := nsFDs(t); got != fds {
+	if got := netns.OpenFDs(t); got != fds {
 		t.Errorf("after the runs: %d namespace fds open; want %d (a lab was not torn down)", got, fds)
 	}
-}
-
-// nsFDs counts this process's open file descriptors that refer to a
-// network namespace.
-func nsFDs(t *testing.T) int {
-	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, "net:[") {
-			n++
-		}
-	}
-	return n
 }
 
 func TestMedian(t *testing.T) {

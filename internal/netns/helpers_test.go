@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -44,24 +41,6 @@ func linkGone(ns *NS, name string) error {
 		return err
 	}
 	return fmt.Errorf("link %s still exists in %s", name, ns)
-}
-
-// nsFDs counts this process's open file descriptors that refer to a
-// network namespace.
-func nsFDs(t *testing.T) int {
-	t.Helper()
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
-		if err == nil && strings.HasPrefix(target, "net:[") {
-			n++
-		}
-	}
-	return n
 }
 
 const udpPort = 40000

@@ -100,7 +100,7 @@ func TestLANAddHostFailureLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	before := nsFDs(t)
+	before := OpenFDs(t)
 
 	if _, err := l.AddHost(t.Context(), netip.MustParseAddr("2001:db8::1")); err == nil {
 		t.Error("AddHost accepted an IPv6 address")
@@ -115,7 +115,7 @@ func TestLANAddHostFailureLeavesNothing(t *testing.T) {
 	if len(l.Hosts) != 0 {
 		t.Errorf("%d hosts after failed AddHost calls; want 0", len(l.Hosts))
 	}
-	if got := nsFDs(t); got != before {
+	if got := OpenFDs(t); got != before {
 		t.Errorf("%d namespace fds after failed AddHost calls; want %d", got, before)
 	}
 	eventually(t, 10*time.Second, func() error { return linkGone(l.Switch, "h1") })
@@ -123,7 +123,7 @@ func TestLANAddHostFailureLeavesNothing(t *testing.T) {
 
 func TestLANTCleanupOnFailure(t *testing.T) {
 	witness := NewT(t)
-	before := nsFDs(t)
+	before := OpenFDs(t)
 	ft := &fakeTB{TB: t}
 	ft.run(func(tb testing.TB) {
 		l := NewLANT(tb, lanPrefix, hostIP2)
@@ -139,7 +139,7 @@ func TestLANTCleanupOnFailure(t *testing.T) {
 	if !ft.failed || ft.msg != "the test fails here" {
 		t.Errorf("fake test: failed %v, %q; want the failure from the body", ft.failed, ft.msg)
 	}
-	if got := nsFDs(t); got != before {
+	if got := OpenFDs(t); got != before {
 		t.Errorf("%d namespace fds after the failed test's cleanup; want %d", got, before)
 	}
 	for _, name := range []string{"w0", "w1"} {

@@ -28,13 +28,13 @@ func hostNS(t *testing.T) vnetns.NsHandle {
 
 func TestNSCloseDestroysNamespace(t *testing.T) {
 	witness := NewT(t)
-	before := nsFDs(t)
+	before := OpenFDs(t)
 
 	ns, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := nsFDs(t); got != before+1 {
+	if got := OpenFDs(t); got != before+1 {
 		t.Errorf("after New: %d namespace fds; want %d", got, before+1)
 	}
 	// The witness holds one end of a veth; the kernel removes it when,
@@ -51,7 +51,7 @@ func TestNSCloseDestroysNamespace(t *testing.T) {
 	if err := ns.Close(); err != nil {
 		t.Errorf("second Close: %v; want nil", err)
 	}
-	if got := nsFDs(t); got != before {
+	if got := OpenFDs(t); got != before {
 		t.Errorf("after Close: %d namespace fds; want %d", got, before)
 	}
 	eventually(t, 10*time.Second, func() error { return linkGone(witness, "out0") })

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -91,4 +93,23 @@ func unavailable(t testing.TB, reason string) {
 		t.Fatal(reason + " (CI is true: a skipped namespace test is a failure)")
 	}
 	t.Skip(reason)
+}
+
+// OpenFDs returns how many of this process's file descriptors refer to a
+// network namespace: a test compares the count before and after, to find
+// a namespace it left open.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, "net:[") {
+			n++
+		}
+	}
+	return n
 }

@@ -11,8 +11,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
 // repoRoot is the root of the repository, the build context of the
@@ -260,18 +261,12 @@ type imageBinary struct {
 	img     image
 }
 
-var (
-	buildOnce sync.Once
-	built     imageBinary
-	buildErr  error
-	buildDir  string
-)
+// imageBuild is the binary of the image, built once for the tests.
+var imageBuild proctest.Build
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	imageBuild.Remove()
 	os.Exit(code)
 }
 
@@ -283,17 +278,9 @@ func TestMain(m *testing.M) {
 func builtImage(t *testing.T) imageBinary {
 	t.Helper()
 	img := readImage(t)
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "fleetcheck")
-		if buildErr != nil {
-			return
-		}
-		// nobody must be able to run it (TestNonRootNeedsEscalation).
-		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
-			return
-		}
-		built = imageBinary{path: filepath.Join(buildDir, "arpcheck"), version: "v0.0.0-fleetcheck", img: img}
-		line := strings.Replace(img.buildCmd, " -o "+img.output+" ", " -o "+built.path+" ", 1)
+	// nobody must be able to run it (TestNonRootNeedsEscalation).
+	path := imageBuild.Path(t, "arpcheck", func(path string) error {
+		line := strings.Replace(img.buildCmd, " -o "+img.output+" ", " -o "+path+" ", 1)
 		cmd := exec.Command("sh", "-c", line)
 		cmd.Dir = repoRoot
 		cmd.Env = os.Environ()
@@ -302,7 +289,7 @@ func builtImage(t *testing.T) imageBinary {
 			case "ARG":
 				name, value, _ := strings.Cut(in.args, "=")
 				if name == "VERSION" {
-					value = built.version
+					value = builtVersion
 				}
 				cmd.Env = append(cmd.Env, name+"="+value) // TARGETOS and TARGETARCH empty: this machine's
 			case "ENV":
@@ -310,14 +297,15 @@ func builtImage(t *testing.T) imageBinary {
 			}
 		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("the Containerfile's build line, run in %s: %s: %v\n%s", repoRoot, line, err, out)
+			return fmt.Errorf("the Containerfile's build line, run in %s: %s: %v\n%s", repoRoot, line, err, out)
 		}
+		return nil
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return built
+	return imageBinary{path: path, version: builtVersion, img: img}
 }
+
+// builtVersion is the VERSION builtImage builds with.
+const builtVersion = "v0.0.0-fleetcheck"
 
 // The build line makes what an empty base can run: a static binary (no
 // ELF interpreter, no shared library), with the version it was given.
