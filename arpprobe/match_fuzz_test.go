@@ -140,7 +140,7 @@ func (c *fuzzConn) Close() error                    { c.once.Do(func() { close(c
 
 func FuzzMatchReplies(f *testing.F) {
 	// Seeds: hostile mixes by hand, and every frame of the captures in
-	// testdata/pcaps as the raw frame.
+	// pcapDir as the raw frame.
 	for _, s := range []struct {
 		opts   byte
 		events []byte
@@ -155,7 +155,7 @@ func FuzzMatchReplies(f *testing.F) {
 	} {
 		f.Add(s.opts, s.events, []byte(nil))
 	}
-	paths, _ := filepath.Glob(filepath.Join("testdata", "pcaps", "*.pcap"))
+	paths, _ := filepath.Glob(filepath.Join(pcapDir, "*.pcap"))
 	for _, path := range paths {
 		for _, fr := range pcapFrames(f, path) {
 			f.Add(byte(1), []byte{0, 0, 0, 0}, fr)

@@ -15,12 +15,12 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-var recordPcaps = flag.Bool("record-pcaps", false, "TestRecordPcaps writes its captures to testdata/pcaps")
+var recordPcaps = flag.Bool("record-pcaps", false, "TestRecordPcaps writes its captures to ../testdata/pcaps")
 
 // TestRecordPcaps records the captures of replay_test.go's scenarios on a
 // namespace LAN, checks that the live run and the replay of what it
 // recorded both give the scenario's verdicts, and with -record-pcaps
-// writes them (and the crafted ones) to testdata/pcaps:
+// writes them (and the crafted ones) to pcapDir:
 //
 //	go test -run TestRecordPcaps -record-pcaps ./arpprobe
 //
@@ -48,7 +48,7 @@ func TestRecordPcaps(t *testing.T) {
 
 	dir := t.TempDir()
 	if *recordPcaps {
-		dir = filepath.Join("testdata", "pcaps")
+		dir = pcapDir
 		for name, craft := range craftedPcaps {
 			if err := os.WriteFile(filepath.Join(dir, name+".pcap"), craftedPcap(t, craft()), 0o644); err != nil {
 				t.Fatal(err)

@@ -16,7 +16,11 @@ import (
 	"time"
 )
 
-// The captures in testdata/pcaps are checks as the prober saw them: the
+// pcapDir holds the repository's captures (testdata/pcaps at its root),
+// which the library's and the CLI's tests share.
+const pcapDir = "../testdata/pcaps"
+
+// The captures in pcapDir are checks as the prober saw them: the
 // requests it sent and the frames it received, in order and with their
 // times. The replay tests feed them through a replayConn to the real
 // Prober and Checker, and assert the verdicts, so that the matcher is
@@ -56,7 +60,7 @@ type replayPeer struct {
 
 // replayScenario is one capture: the check it holds and its outcome.
 type replayScenario struct {
-	name  string // testdata/pcaps/<name>.pcap
+	name  string // <pcapDir>/<name>.pcap
 	desc  string
 	probe ProbeOptions
 	peers []replayPeer
@@ -361,7 +365,7 @@ func checkReplay(t testing.TB, sc *replayScenario, rep *Report, strange []string
 	}
 }
 
-// readPcapFile reads a capture from testdata/pcaps.
+// readPcapFile reads a capture from pcapDir.
 func readPcapFile(t testing.TB, path string) []pcapRecord {
 	t.Helper()
 	f, err := os.Open(path)
@@ -373,7 +377,7 @@ func readPcapFile(t testing.TB, path string) []pcapRecord {
 }
 
 func TestReplayPcaps(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "pcaps", "*.pcap"))
+	files, err := filepath.Glob(filepath.Join(pcapDir, "*.pcap"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +398,7 @@ func TestReplayPcaps(t *testing.T) {
 	}
 	for _, sc := range replayScenarios {
 		if !seen[sc.name] {
-			t.Errorf("scenario %s has no capture testdata/pcaps/%s.pcap (record it with -record-pcaps)", sc.name, sc.name)
+			t.Errorf("scenario %s has no capture ../testdata/pcaps/%s.pcap (record it with -record-pcaps)", sc.name, sc.name)
 		}
 	}
 }
@@ -405,7 +409,7 @@ func TestReplayPcaps(t *testing.T) {
 func TestReplayFramesAsRecorded(t *testing.T) {
 	sizes := func(name string) (req, rep map[int]int, tags map[uint16]int) {
 		req, rep, tags = map[int]int{}, map[int]int{}, map[uint16]int{}
-		for _, r := range readPcapFile(t, filepath.Join("testdata", "pcaps", name+".pcap")) {
+		for _, r := range readPcapFile(t, filepath.Join(pcapDir, name+".pcap")) {
 			var f Frame
 			if parseFrame(r.frame, &f) != DropNone {
 				continue
@@ -443,12 +447,12 @@ var craftedPcaps = map[string]func() []pcapRecord{
 func TestCraftedPcapsUpToDate(t *testing.T) {
 	for name, craft := range craftedPcaps {
 		want := craftedPcap(t, craft())
-		got, err := os.ReadFile(filepath.Join("testdata", "pcaps", name+".pcap"))
+		got, err := os.ReadFile(filepath.Join(pcapDir, name+".pcap"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("testdata/pcaps/%s.pcap differs from what the code crafts; regenerate it with -record-pcaps", name)
+			t.Errorf("../testdata/pcaps/%s.pcap differs from what the code crafts; regenerate it with -record-pcaps", name)
 		}
 	}
 }
