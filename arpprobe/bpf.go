@@ -54,7 +54,16 @@ func deliveryFilter(ifindex uint32) []bpf.Instruction {
 // frameFilter returns the part of the filter that accepts only an IPv4 ARP
 // packet over Ethernet (htype 1, ptype 0x0800, hlen 6, plen 4) with opcode
 // 2, and with opcode 1 as well when requests is true, in an untagged frame
-// of at least 42 bytes. See frame.go for the layout.
+// of at least 42 bytes, whose sender MAC can be a host's: not broadcast,
+// multicast (the group bit of its first byte) or all-zero. No genuine
+// answer comes from such a MAC (the parser drops it as DropSender), so in
+// a storm of forged claims they cost nothing past the filter. See frame.go
+// for the layout.
+//
+// The target MAC is not checked: Linux answers with the asker's MAC there,
+// but a reply's target fields are the asker's business, and stacks that
+// answer RFC 5227 probes or send gratuitous replies put a broadcast or
+// zero MAC in it; nothing the prober decides depends on it.
 func frameFilter(requests bool) []bpf.Instruction {
 	// r shifts the jumps to the reject instruction over the one extra
 	// comparison that accepting requests takes.
@@ -70,14 +79,21 @@ func frameFilter(requests bool) []bpf.Instruction {
 		bpf.LoadAbsolute{Off: 14, Size: 4},                                           //  4: A = htype, ptype    [14:16] [16:18]
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x0001_0800, SkipTrue: 2 + r},        //  5: not 1, 0x0800: reject
 		bpf.LoadAbsolute{Off: 18, Size: 4},                                           //  6: A = hlen, plen, op  [18] [19] [20:22]
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0604_0000 | opReply, SkipTrue: 1 + r}, //  7: 6, 4, reply: accept
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0604_0000 | opReply, SkipTrue: 1 + r}, //  7: 6, 4, reply: check the sender
 	}
 	if requests {
-		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0604_0000 | opRequest, SkipTrue: 1}) //  8: 6, 4, request: accept
+		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0604_0000 | opRequest, SkipTrue: 1}) //  8: 6, 4, request: check the sender
 	}
 	return append(p,
-		bpf.RetConstant{Val: 0},             // reject
-		bpf.RetConstant{Val: filterSnapLen}, // accept the whole frame
+		bpf.RetConstant{Val: 0},                                 // reject (length, type or opcode)
+		bpf.LoadAbsolute{Off: offSenderMAC, Size: 1},            // A = sender MAC[0]     [22]
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 1, SkipTrue: 4},  //   group bit: reject
+		bpf.LoadAbsolute{Off: offSenderMAC, Size: 4},            // A = sender MAC[0:4]   [22:26]
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 3}, //   not zero: accept
+		bpf.LoadAbsolute{Off: offSenderMAC + 4, Size: 2},        // A = sender MAC[4:6]   [26:28]
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 1}, //   not zero: accept
+		bpf.RetConstant{Val: 0},                                 // reject (sender MAC)
+		bpf.RetConstant{Val: filterSnapLen},                     // accept the whole frame
 	)
 }
 

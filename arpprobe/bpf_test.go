@@ -33,6 +33,17 @@ func TestFrameFilter(t *testing.T) {
 		{name: "request 60 bytes", frame: request, replies: false, requests: true},
 		{name: "reply sent to broadcast", frame: edit(reply, func(b []byte) { copy(b, ethernet.Broadcast) }), replies: true, requests: true},
 
+		{name: "sender MAC zero but its last byte", frame: edit(reply, func(b []byte) { copy(b[offSenderMAC:], []byte{0, 0, 0, 0, 0, 1}) }), replies: true, requests: true},
+		{name: "sender MAC zero but its first byte", frame: edit(reply, func(b []byte) { copy(b[offSenderMAC:], []byte{2, 0, 0, 0, 0, 0}) }), replies: true, requests: true},
+		{name: "sender MAC with the local bit", frame: edit(reply, func(b []byte) { b[offSenderMAC] = 0x02 }), replies: true, requests: true},
+
+		{name: "sender MAC broadcast", frame: edit(reply, func(b []byte) { copy(b[offSenderMAC:], ethernet.Broadcast) })},
+		{name: "sender MAC IPv4 multicast", frame: edit(reply, func(b []byte) { copy(b[offSenderMAC:], []byte{0x01, 0, 0x5e, 0, 0, 1}) })},
+		{name: "sender MAC IPv6 multicast", frame: edit(reply, func(b []byte) { copy(b[offSenderMAC:], []byte{0x33, 0x33, 0, 0, 0, 1}) })},
+		{name: "sender MAC group bit only", frame: edit(reply, func(b []byte) { b[offSenderMAC] |= 1 })},
+		{name: "sender MAC zero", frame: edit(reply, func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) })},
+		{name: "request from a zero sender MAC", frame: edit(request, func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) })},
+		{name: "request from a multicast sender MAC", frame: edit(request, func(b []byte) { b[offSenderMAC] |= 1 })},
 		{name: "empty", frame: nil},
 		{name: "41 bytes", frame: reply[:41]},
 		{name: "request 41 bytes", frame: request[:41]},
@@ -93,7 +104,8 @@ func TestFrameFilterAgreesWithParseFrame(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, base := range [][]byte{peerReply(t)[:42], selfRequest(t)[:42]} {
-			for i := 12; i < offSenderMAC; i++ {
+			// Every value of every byte up to the sender MAC's last.
+			for i := 12; i < offSenderMAC+6; i++ {
 				for v := 0; v < 256; v++ {
 					b := edit(base, func(b []byte) { b[i] = byte(v) })
 					n, err := vm.Run(b)

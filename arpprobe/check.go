@@ -56,10 +56,11 @@ func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, erro
 //  4. repair, if opts.Repair is set: PlanRepairs and ApplyRepairs;
 //  5. one more dump, for each peer's After.
 //
-// If the kernel dropped received frames during the probe (the socket's
-// receive buffer overran, Stats.KernelDrops), a dead, stale or uncached
-// verdict could rest on a lost reply: such peers are unknown instead,
-// with the reason, and are not repaired.
+// If the kernel dropped received frames while a peer's attempt was
+// awaited (the receive ring overran, Stats.KernelDrops), a silence then
+// proves nothing: the peer is asked again, and is unknown, with the
+// reason, if drops hid every attempt that could tell (see Prober.Probe).
+// Unknown peers are not repaired.
 //
 // The report is returned whenever probing started, together with an
 // error if a repair was cut short (ctx done, missing privilege). Bad
@@ -114,11 +115,6 @@ func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (
 		p := &ps[i]
 		if p.Verdict == "" {
 			p.Verdict, p.Owner = Classify(p.Cached, p.Replies)
-			if rep.Stats.KernelDrops > 0 && restsOnSilence(p.Verdict) {
-				p.Verdict, p.Owner = VerdictUnknown, nil
-				p.Reason = fmt.Sprintf("the kernel dropped %d received frames (socket receive buffer full): a reply may have been lost",
-					rep.Stats.KernelDrops)
-			}
 		}
 		if p.Action == "" {
 			p.Action = ActionNone
@@ -149,15 +145,6 @@ func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (
 	}
 	rep.Duration = time.Since(start)
 	return rep, repairErr
-}
-
-// restsOnSilence reports whether a verdict rests on some MAC not having
-// answered (the cached one, or any other), which a reply lost in the
-// kernel would make wrong: then it is not verified, and nothing is written
-// on its grounds. Ok (the cached MAC answered) and conflict (two MACs
-// answered) stand whatever was lost.
-func restsOnSilence(v Verdict) bool {
-	return v == VerdictDead || v == VerdictStale || v == VerdictUncached
 }
 
 func hasLink(links []Link, name string) bool {

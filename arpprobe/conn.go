@@ -40,5 +40,23 @@ type writeDeadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// batchReader is an optional interface of a FrameConn that hands the
+// frames it receives over in batches, each with the time it arrived in the
+// kernel, and can tell up to when it has handed over every frame the
+// kernel received: a silence can be judged only once the reader has seen
+// everything that arrived before the window closed. The FrameConn of
+// Listen implements it (it reads from a memory-mapped ring, whose frames
+// the kernel hands over a block at a time).
+type batchReader interface {
+	// ReadBatch blocks until frames arrive (or the deadline passes, or
+	// the conn is closed), then calls fn for each; a frame is valid only
+	// during fn.
+	ReadBatch(fn func(frame []byte, at time.Time)) error
+	// through returns a time by which every frame that arrived has been
+	// passed to fn by a ReadBatch call that has returned, or that is
+	// running fn for the frame. Safe for concurrent use.
+	through(now time.Time) time.Time
+}
+
 // Listener opens a FrameConn on an interface. ListenARP is the real one.
 type Listener func(ifi *net.Interface) (FrameConn, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -15,9 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultReadBuffer is the receive buffer size, in bytes, that ListenARP
-// asks for: room for tens of thousands of queued replies, so a burst of
-// replies to a large probe is not dropped while the reader is busy.
+// DefaultReadBuffer is the size, in bytes, of the receive ring that
+// ListenARP maps: room for about 29,000 ARP frames, some 25 ms of a
+// storm of 1.2 million frames a second, so neither a burst of replies to a
+// large probe nor a storm is dropped while the reader is busy.
 const DefaultReadBuffer = 4 << 20
 
 // ListenConfig holds the options of a socket opened by its Listen method.
@@ -28,10 +30,12 @@ type ListenConfig struct {
 	// replies to the socket.
 	Requests bool
 
-	// ReadBuffer is the receive buffer size in bytes to ask for. Zero
-	// means DefaultReadBuffer; a negative value keeps the kernel's default
-	// (net.core.rmem_default). With CAP_NET_ADMIN the size is set as
-	// asked; without it the kernel silently caps it at net.core.rmem_max.
+	// ReadBuffer is the size in bytes of the memory-mapped receive ring
+	// (TPACKET_V3) that the kernel copies received frames into. Zero
+	// means DefaultReadBuffer. A negative value maps no ring: frames wait
+	// in the socket's ordinary queue, of the kernel's default size
+	// (net.core.rmem_default), and each read is a system call — cheaper
+	// for a socket that only sends.
 	ReadBuffer int
 }
 
@@ -49,14 +53,22 @@ func ListenARP(ifi *net.Interface) (FrameConn, error) {
 //
 // A socket filter (see bpf.go), attached before the socket is bound, lets
 // through only untagged IPv4-over-Ethernet ARP replies addressed to ifi
-// (and requests, when lc.Requests is set): the kernel drops other frames
-// before they are queued, so nothing else costs a wake-up. Frames sent
-// through the socket are not received by it.
+// (and requests, when lc.Requests is set) from a unicast sender MAC: the
+// kernel drops other frames before they are queued, so nothing else costs
+// a copy or a wake-up. Frames sent through the socket are not received by
+// it.
+//
+// Received frames go to a memory-mapped TPACKET_V3 ring (see
+// ListenConfig.ReadBuffer and ring_linux.go), as libpcap receives them: a
+// read costs no system call while frames are waiting, and the reader
+// wakes once per block of frames, not once per frame.
 //
 // The FrameConn returned also implements FrameConnStats and BatchWriter,
 // and has a SetWriteDeadline method: a write blocked on a full send buffer
-// returns a timeout error once the deadline passes.
-// Its ReadFrame, WriteFrame and WriteFrames do not allocate. Its errors are net.Errors: a deadline gives
+// returns a timeout error once the deadline passes. With a ring it also
+// hands frames over a block at a time, with the kernel's arrival times
+// (the prober's reader uses that). Its ReadFrame, WriteFrame and
+// WriteFrames do not allocate. Its errors are net.Errors: a deadline gives
 // one for which os.IsTimeout is true; after Close, errors.Is(err,
 // net.ErrClosed) is true. When ifi goes down, ReadFrame returns an error
 // wrapping syscall.ENETDOWN once, then waits for frames again (the
@@ -81,10 +93,26 @@ func (lc ListenConfig) Listen(ifi *net.Interface) (FrameConn, error) {
 	if err != nil {
 		return nil, listenError(ifi, err)
 	}
-	c, err := newPacketConn(pc, ifi, lc)
+	c, err := newPacketConn(pc, ifi)
 	if err != nil {
 		pc.Close()
 		return nil, err
+	}
+	if lc.ReadBuffer >= 0 {
+		size := lc.ReadBuffer
+		if size == 0 {
+			size = DefaultReadBuffer
+		}
+		var rerr error
+		if err := c.rc.Control(func(fd uintptr) { c.ring, rerr = setupRing(int(fd), size) }); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			pc.Close()
+			return nil, fmt.Errorf("arpprobe: listen on %s: %w", ifi.Name, err)
+		}
+		c.waitFn = c.waitBlock
+		return ringConn{c}, nil
 	}
 	return c, nil
 }
@@ -121,8 +149,16 @@ type packetConn struct {
 	ifname string
 	closed atomic.Bool
 
+	// The receive ring, if any. rmu is held by the reader (ReadFrame,
+	// ReadBatch) and mapMu by through, so that Close unmaps the ring
+	// only when neither can touch it.
+	ring  *rxRing
+	rmu   sync.Mutex
+	mapMu sync.RWMutex
+
 	// Owned by the reader.
 	readFn func(fd uintptr) bool
+	waitFn func(fd uintptr) bool
 	rbuf   []byte
 	rn     int
 	rerr   error
@@ -155,7 +191,7 @@ var (
 	_ writeDeadliner = (*packetConn)(nil)
 )
 
-func newPacketConn(pc *packet.Conn, ifi *net.Interface, lc ListenConfig) (*packetConn, error) {
+func newPacketConn(pc *packet.Conn, ifi *net.Interface) (*packetConn, error) {
 	rc, err := pc.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("arpprobe: listen on %s: %w", ifi.Name, err)
@@ -181,24 +217,12 @@ func newPacketConn(pc *packet.Conn, ifi *net.Interface, lc ListenConfig) (*packe
 		c.batch.msgs[i].Hdr.Iovlen = 1
 	}
 
-	size := lc.ReadBuffer
-	if size == 0 {
-		size = DefaultReadBuffer
-	}
 	var soErr int
 	var optErr error
 	err = rc.Control(func(fd uintptr) {
 		// The socket is bound; if ifi was down, bind(2) left ENETDOWN in
 		// the socket's error, for the first read to report.
 		soErr, optErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-		if optErr != nil || size < 0 {
-			return
-		}
-		// SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped at
-		// net.core.rmem_max without a word.
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
-			optErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
-		}
 	})
 	if err == nil {
 		err = optErr
@@ -223,6 +247,9 @@ func htons(v uint16) uint16 {
 // than b is cut to len(b). It blocks until a frame arrives, the read
 // deadline passes or the socket is closed.
 func (c *packetConn) ReadFrame(b []byte) (int, error) {
+	if c.ring != nil {
+		return c.ringReadFrame(b)
+	}
 	c.rbuf = b
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
@@ -369,15 +396,27 @@ func (c *packetConn) SetReadDeadline(t time.Time) error {
 }
 
 // KernelDrops returns how many frames the kernel dropped, for want of
-// room in the receive buffer, since the last call (or since Listen). It
-// reads and resets the socket's PACKET_STATISTICS, which also counts the
-// frames received; nothing else in this package reads them.
+// room in the receive ring or buffer, since the last call (or since
+// Listen). It reads and resets the socket's PACKET_STATISTICS, which also
+// counts the frames received; nothing else in this package reads them.
+// It is one system call, safe for concurrent use, and does not allocate.
 func (c *packetConn) KernelDrops() (uint64, error) {
-	s, err := c.pc.Stats()
+	// struct tpacket_stats_v3: packets, drops, freeze_q_cnt. A socket
+	// without a ring fills the first two (struct tpacket_stats).
+	var st [3]uint32
+	size := uint32(unsafe.Sizeof(st))
+	var errno unix.Errno
+	err := c.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_PACKET, unix.PACKET_STATISTICS,
+			uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&size)), 0)
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
 	if err != nil {
 		return 0, c.error("read statistics", err)
 	}
-	return uint64(s.Drops), nil
+	return uint64(st[1]), nil
 }
 
 // Close closes the socket; a waiting ReadFrame returns an error for which
@@ -386,7 +425,17 @@ func (c *packetConn) Close() error {
 	if c.closed.Swap(true) {
 		return &connError{op: "close", ifname: c.ifname, err: net.ErrClosed}
 	}
-	if err := c.pc.Close(); err != nil {
+	err := c.pc.Close() // wakes a waiting reader
+	if c.ring != nil {
+		c.rmu.Lock()
+		c.mapMu.Lock()
+		if uerr := c.ring.unmap(); err == nil {
+			err = uerr
+		}
+		c.mapMu.Unlock()
+		c.rmu.Unlock()
+	}
+	if err != nil {
 		return &connError{op: "close", ifname: c.ifname, err: err}
 	}
 	return nil

@@ -107,6 +107,9 @@ func listenIn(t testing.TB, ns *netns.NS, ifi *net.Interface, lc ListenConfig) *
 		t.Fatalf("listen in %s: %v", ns, err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if rc, ok := c.(ringConn); ok {
+		return rc.packetConn
+	}
 	return c.(*packetConn)
 }
 
@@ -445,8 +448,10 @@ func TestListenARPFilter(t *testing.T) {
 		{name: "broadcast reply", frame: edit(reply(), setDst(ethernet.Broadcast)), replies: true, requests: true},
 		{name: "broadcast request", frame: request(), requests: true},
 		{name: "unicast request", frame: edit(request(), setDst(macA)), requests: true},
-		{name: "reply with a broadcast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], ethernet.Broadcast) }),
-			replies: true, requests: true, drop: DropSender},
+		{name: "reply with a broadcast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], ethernet.Broadcast) })},
+		{name: "reply with a multicast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], []byte{0x01, 0, 0x5e, 0, 0, 1}) })},
+		{name: "reply with a zero sender MAC", frame: edit(reply(), func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) })},
+		{name: "request with a zero sender MAC", frame: edit(request(), func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) })},
 		{name: "IPv4 EtherType", frame: edit(reply(), func(b []byte) { b[12], b[13] = 0x08, 0x00 })},
 		{name: "htype 6", frame: edit(reply(), func(b []byte) { b[15] = 6 })},
 		{name: "ptype IPv6", frame: edit(reply(), func(b []byte) { b[16], b[17] = 0x86, 0xdd })},
@@ -561,29 +566,29 @@ func readAll(t *testing.T, c *packet.Conn, last []byte) [][]byte {
 
 func TestListenARPReadBuffer(t *testing.T) {
 	v := newVeth(t)
-	rcvbuf := func(c *packetConn) int {
-		var size int
-		var err error
-		if cerr := c.rc.Control(func(fd uintptr) {
-			size, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
-		}); cerr != nil {
-			t.Fatal(cerr)
+	ringSize := func(c *packetConn) int {
+		if c.ring == nil {
+			return 0
 		}
-		if err != nil {
-			t.Fatal(err)
+		return c.ring.blockSize * c.ring.blocks
+	}
+	// ReadBuffer sizes the receive ring; a negative one maps none.
+	for _, tt := range []struct {
+		name       string
+		readBuffer int
+		want       int
+	}{
+		{"default", 0, DefaultReadBuffer},
+		{"64 KiB", 1 << 16, 1 << 16},
+		{"one byte: two pages", 1, 2 * os.Getpagesize()},
+		{"negative: no ring", -1, 0},
+	} {
+		if got := ringSize(listenIn(t, v.a, v.ifA, ListenConfig{ReadBuffer: tt.readBuffer})); got != tt.want {
+			t.Errorf("%s: ring of %d bytes, want %d", tt.name, got, tt.want)
 		}
-		return size
-	}
-	// The kernel reports twice the size asked for (the other half is its
-	// bookkeeping). As root, SO_RCVBUFFORCE sets it beyond rmem_max.
-	if got := rcvbuf(listenIn(t, v.a, v.ifA, ListenConfig{})); got != 2*DefaultReadBuffer {
-		t.Errorf("default receive buffer: SO_RCVBUF %d, want %d", got, 2*DefaultReadBuffer)
-	}
-	if got := rcvbuf(listenIn(t, v.a, v.ifA, ListenConfig{ReadBuffer: 1 << 16})); got != 2<<16 {
-		t.Errorf("ReadBuffer 64 KiB: SO_RCVBUF %d, want %d", got, 2<<16)
 	}
 
-	// A socket nobody reads, with the smallest buffer, drops what does not
+	// A socket nobody reads, with the smallest ring, drops what does not
 	// fit, and KernelDrops says so once.
 	small := listenIn(t, v.a, v.ifA, ListenConfig{ReadBuffer: 1})
 	witness := listenIn(t, v.a, v.ifA, ListenConfig{})

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,10 @@ type fakeLAN struct {
 	writeErr func(n int) error
 	conns    []*fakeConn
 	onSend   func(f Frame) // optional, called with each request
+	// lose, if set, says whether h's reply to request f is lost in the
+	// receiving kernel: it is not delivered, and the conn's KernelDrops
+	// counts it, as a full receive ring would.
+	lose func(f Frame, h fakeHost) bool
 }
 
 func (lan *fakeLAN) add(ip string, mac net.HardwareAddr, delay time.Duration) {
@@ -86,7 +91,11 @@ type fakeConn struct {
 	closed chan struct{}
 	once   sync.Once
 	writes int
+	drops  atomic.Uint64 // replies lost (fakeLAN.lose) since KernelDrops
 }
+
+// KernelDrops reports, and resets, the replies lost by fakeLAN.lose.
+func (c *fakeConn) KernelDrops() (uint64, error) { return c.drops.Swap(0), nil }
 
 func (c *fakeConn) deliver(b []byte, delay time.Duration) {
 	send := func() {
@@ -134,6 +143,10 @@ func (c *fakeConn) WriteFrame(b []byte) error {
 			continue
 		}
 		if !isBroadcast(f) && [6]byte(h.mac) != f.EtherDst {
+			continue
+		}
+		if lan.lose != nil && lan.lose(f, h) {
+			c.drops.Add(1)
 			continue
 		}
 		answers = append(answers, h)

@@ -37,6 +37,13 @@ type link struct {
 	dropped  [numDropReasons]atomic.Uint64
 	requests atomic.Uint64 // ARP requests seen (only when asked for)
 
+	// stats, if the conn has it, says how many received frames the
+	// kernel dropped; kdrops adds up what it said (pollDrops).
+	stats  FrameConnStats
+	kdrops atomic.Uint64
+	// arrivals is the conn as a batchReader, or nil.
+	arrivals batchReader
+
 	done chan struct{} // closed when the reader returns
 }
 
@@ -49,39 +56,52 @@ func ipKey(a netip.Addr) uint32 {
 // per frame unless a frame is a first reply from a MAC.
 func (l *link) readLoop() {
 	defer close(l.done)
-	buf := make([]byte, maxFrameBuffer)
 	var f Frame
-	for {
-		n, err := l.conn.ReadFrame(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+	var err error
+	if l.arrivals != nil {
+		handle := func(b []byte, at time.Time) { l.handle(b, at, &f) }
+		for err == nil || isTimeout(err) {
+			err = l.arrivals.ReadBatch(handle)
+		}
+	} else {
+		buf := make([]byte, maxFrameBuffer)
+		for err == nil || isTimeout(err) {
+			var n int
+			if n, err = l.conn.ReadFrame(buf); err == nil {
+				l.handle(buf[:n], time.Now(), &f)
 			}
-			l.fail(err)
-			return
 		}
-		now := time.Now()
-		l.received.Add(1)
-		r := parseFrame(buf[:n], &f)
-		if r == DropNone && f.VLAN != 0 {
-			// The kernel hands a socket its interface's frames untagged;
-			// a tag left in the data belongs to another VLAN's LAN.
-			r = DropVLAN
-		}
-		if l.tap != nil {
-			l.tap(TapEvent{Ifindex: l.ifindex, Time: now, Frame: buf[:n], Parsed: &f, Drop: r})
-		}
-		if r != DropNone {
-			l.dropped[r].Add(1)
-			continue
-		}
-		if f.Op == opRequest {
-			l.requests.Add(1)
-			continue
-		}
-		l.deliver(&f, now)
 	}
+	l.fail(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// handle parses, counts and delivers one received frame that arrived at
+// at; f is the reader's parse buffer.
+func (l *link) handle(b []byte, at time.Time, f *Frame) {
+	l.received.Add(1)
+	r := parseFrame(b, f)
+	if r == DropNone && f.VLAN != 0 {
+		// The kernel hands a socket its interface's frames untagged;
+		// a tag left in the data belongs to another VLAN's LAN.
+		r = DropVLAN
+	}
+	if l.tap != nil {
+		l.tap(TapEvent{Ifindex: l.ifindex, Time: at, Frame: b, Parsed: f, Drop: r})
+	}
+	if r != DropNone {
+		l.dropped[r].Add(1)
+		return
+	}
+	if f.Op == opRequest {
+		l.requests.Add(1)
+		return
+	}
+	l.deliver(f, at)
 }
 
 // deliver hands a reply to every probe waiting for its sender address.
@@ -202,6 +222,27 @@ func (l *link) writeFrames(ctx context.Context, frames [][]byte) (sent int, err 
 		sent++
 	}
 	return sent, nil
+}
+
+// pollDrops adds what the kernel dropped since the last poll to kdrops
+// and returns the total: one system call, when the conn can tell.
+func (l *link) pollDrops() uint64 {
+	if l.stats != nil {
+		if n, err := l.stats.KernelDrops(); err == nil && n > 0 {
+			return l.kdrops.Add(n)
+		}
+	}
+	return l.kdrops.Load()
+}
+
+// through returns a time by which the reader has seen every frame that
+// arrived: now, unless the conn hands frames over in batches and says
+// otherwise (batchReader).
+func (l *link) through(now time.Time) time.Time {
+	if l.arrivals == nil {
+		return now
+	}
+	return l.arrivals.through(now)
 }
 
 // failed reports the reader's error, if it has stopped.

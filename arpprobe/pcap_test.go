@@ -251,7 +251,7 @@ func TestPcapWriterListener(t *testing.T) {
 	}
 
 	// A conn without statistics says so rather than inventing zero.
-	plain := w.Listener(func(*net.Interface) (FrameConn, error) { return &fakeConn{}, nil })
+	plain := w.Listener(func(*net.Interface) (FrameConn, error) { return struct{ FrameConn }{&fakeConn{}}, nil })
 	c2, _ := plain(&net.Interface{Index: 2})
 	if _, err := c2.(FrameConnStats).KernelDrops(); err == nil {
 		t.Error("KernelDrops of a conn without statistics: no error")

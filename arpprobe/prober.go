@@ -127,6 +127,8 @@ func (p *Prober) link(ifindex int) (*link, error) {
 		pending:  make(map[uint32]*peerProbe),
 		done:     make(chan struct{}),
 	}
+	l.stats, _ = conn.(FrameConnStats)
+	l.arrivals, _ = conn.(batchReader)
 	go l.readLoop()
 	p.links[ifindex] = l
 	return l, nil
@@ -177,15 +179,9 @@ func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (St
 	st := r.stats
 	after := r.linkCounters()
 	st.Received = after.Received - before.Received
+	st.KernelDrops = after.KernelDrops - before.KernelDrops
 	for i := range st.Dropped {
 		st.Dropped[i] = after.Dropped[i] - before.Dropped[i]
-	}
-	for _, l := range r.links {
-		if s, ok := l.conn.(FrameConnStats); ok {
-			if n, err := s.KernelDrops(); err == nil {
-				st.KernelDrops += n
-			}
-		}
 	}
 	return st, nil
 }

@@ -26,7 +26,8 @@ type peerProbe struct {
 	hasCached bool // a usable cached entry: ask its MAC by unicast
 	maxTries  int
 
-	attempt        int
+	attempt        int // sequence number of the attempt sent last
+	counted        int // attempts that count against maxTries
 	lastSend       time.Time
 	uniSent        bool // in the current attempt
 	bcastSent      bool // in the current attempt
@@ -37,6 +38,17 @@ type peerProbe struct {
 	settling       bool
 	sendRetries    int
 	done           bool
+
+	// Kernel drops (see blind.go): the link's drop count when the
+	// current attempt was sent, the attempts redone because frames were
+	// dropped during their window, how many drops those saw, and whether
+	// some attempt asked the cached MAC, or everyone, with nothing
+	// dropped before its window closed.
+	dropsAtSend uint64
+	redone      int
+	blindDrops  uint64
+	cleanUni    bool
+	cleanBcast  bool
 }
 
 // timed is a queue entry: a probe's event due at a time, for an attempt.
@@ -106,6 +118,9 @@ type run struct {
 	settles   fifo[timed]      // answered attempts waiting to settle
 	retries   fifo[timed]      // attempts to send again after a full buffer
 	sends     fifo[*peerProbe] // attempts to send, in order
+	// behind is set while a window or settle time has passed but the
+	// reader has not yet seen everything that arrived before it did.
+	behind bool
 
 	total, bcast *rate.Limiter
 	stats        Stats
@@ -171,6 +186,7 @@ func (r *run) linkCounters() (s Stats) {
 	for _, l := range r.links {
 		c := l.counters()
 		s.Received += c.Received
+		s.KernelDrops += l.pollDrops()
 		for i := range s.Dropped {
 			s.Dropped[i] += c.Dropped[i]
 		}
@@ -323,6 +339,9 @@ func (r *run) loop(ctx context.Context) {
 		if r.retries.len() > 0 {
 			next = earliest(next, r.retries.peek().due)
 		}
+		if r.behind {
+			next = earliest(next, now.Add(behindPoll))
+		}
 		r.mu.Unlock()
 
 		if !next.IsZero() {
@@ -352,32 +371,48 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // expire handles the windows and settle times that have passed; r.mu held.
+// A probe that would end on what did not arrive waits until its link's
+// reader has seen every frame that arrived before its time was up
+// (link.through); r.behind says that one is waiting.
 func (r *run) expire(now time.Time) {
 	for r.retries.len() > 0 && !r.retries.peek().due.After(now) {
 		if t := r.retries.pop(); !t.pp.done {
 			r.sends.push(t.pp)
 		}
 	}
+	r.behind = false
 	for r.settles.len() > 0 && !r.settles.peek().due.After(now) {
-		t := r.settles.pop()
+		t := *r.settles.peek()
+		if t.attempt == t.pp.attempt && !t.pp.done && t.pp.link.through(now).Before(t.due) {
+			r.behind = true
+			break
+		}
+		r.settles.pop()
 		if t.attempt == t.pp.attempt {
 			r.finish(t.pp)
 		}
 	}
+	polled := false
 	for r.windows.len() > 0 && !r.windows.peek().due.After(now) {
-		t := r.windows.pop()
+		t := *r.windows.peek()
 		pp := t.pp
 		if pp.done || t.attempt != pp.attempt {
+			r.windows.pop()
 			continue
 		}
-		switch {
-		case pp.cachedAnswered || len(pp.peer.Replies) > 0:
-			r.finish(pp) // answered; the verdict is Classify's
-		case pp.attempt < pp.maxTries:
-			r.sends.push(pp)
-		default:
-			r.finish(pp) // silent: dead
+		if !polled {
+			// One look at the kernel's drop counters for every window
+			// that closes now.
+			r.pollDrops()
+			polled = true
 		}
+		out, blind := r.outcome(pp)
+		if (out == outcomeDone || out == outcomeHidden) && pp.link.through(now).Before(t.due) {
+			r.behind = true
+			break
+		}
+		r.windows.pop()
+		r.apply(pp, out, blind)
 	}
 }
 
@@ -429,7 +464,7 @@ func (r *run) takeDue(now time.Time) time.Duration {
 		}
 		uni := pp.hasCached && !pp.cachedAnswered
 		bc := r.opts.Broadcast == BroadcastAlways ||
-			r.opts.Broadcast == BroadcastAuto && (!pp.hasCached || pp.attempt >= 1)
+			r.opts.Broadcast == BroadcastAuto && (!pp.hasCached || pp.counted >= 1)
 		n := 0
 		if uni {
 			n++
@@ -445,6 +480,7 @@ func (r *run) takeDue(now time.Time) time.Duration {
 		}
 		r.sends.pop()
 		pp.attempt++
+		pp.counted++
 		pp.uniSent, pp.bcastSent, pp.bcastAnswered, pp.settling = uni, bc, false, false
 		pp.askedUnicast = pp.askedUnicast || uni
 		pp.askedBroadcast = pp.askedBroadcast || bc
@@ -472,8 +508,10 @@ func (r *run) sendBatch(ctx context.Context) time.Time {
 		}
 	}
 	start := time.Now()
+	drops := l.pollDrops()
 	for _, it := range r.batch {
 		it.pp.lastSend = start
+		it.pp.dropsAtSend = drops
 	}
 	r.mu.Unlock()
 	if l.tap != nil {
@@ -574,6 +612,7 @@ func (r *run) notTried(pp *peerProbe, err error, now time.Time) {
 		return
 	}
 	pp.attempt--
+	pp.counted--
 	r.retries.push(timed{pp: pp, due: now.Add(time.Millisecond), attempt: pp.attempt})
 }
 
@@ -583,6 +622,7 @@ func (r *run) sendFailed(pp *peerProbe, err error, now time.Time) {
 	if transient(err) && pp.sendRetries < 3 {
 		pp.sendRetries++
 		pp.attempt--
+		pp.counted--
 		// Come back after a short pause; the other sends go on.
 		r.retries.push(timed{pp: pp, due: now.Add(time.Millisecond), attempt: pp.attempt})
 		return
