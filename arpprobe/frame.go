@@ -85,14 +85,24 @@ func (r DropReason) String() string {
 // ErrMalformed is wrapped by ParseFrame's errors.
 var ErrMalformed = errors.New("malformed ARP frame")
 
+// malformedErrors are ParseFrame's errors, one per reason, made once so
+// that rejecting a frame does not allocate. They are never changed.
+var malformedErrors = func() (e [numDropReasons]error) {
+	for r := range e {
+		e[r] = fmt.Errorf("arpprobe: %w: %s", ErrMalformed, DropReason(r))
+	}
+	return e
+}()
+
 // ParseFrame parses an Ethernet frame holding an IPv4 ARP request or reply.
 // Padding and trailers after the ARP packet are ignored; one 802.1Q or
 // 802.1ad tag is accepted. The error wraps ErrMalformed and names the
-// reason. ParseFrame does not allocate on success.
+// reason. ParseFrame does not allocate, whether it accepts the frame or
+// not.
 func ParseFrame(b []byte) (Frame, error) {
 	var f Frame
 	if r := parseFrame(b, &f); r != DropNone {
-		return Frame{}, fmt.Errorf("arpprobe: %w: %s", ErrMalformed, r)
+		return Frame{}, malformedErrors[r]
 	}
 	return f, nil
 }

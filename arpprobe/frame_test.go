@@ -336,6 +336,20 @@ func TestParseFrameAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("ParseFrame of a good frame: %v allocations per run, want 0", allocs)
 	}
+	// A storm is mostly frames to reject: rejecting costs nothing either.
+	allocs = testing.AllocsPerRun(100, func() {
+		for _, b := range frames[1:] {
+			if _, err := ParseFrame(b[:30]); !errors.Is(err, ErrMalformed) {
+				t.Fatal(err)
+			}
+			if _, err := ParseFrame(b); err == nil && b[19] == 16 {
+				t.Fatal("plen 16 accepted")
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ParseFrame of rejected frames: %v allocations per run, want 0", allocs)
+	}
 }
 
 func BenchmarkParseFrame(b *testing.B) {

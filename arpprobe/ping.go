@@ -292,35 +292,45 @@ type pingSent struct {
 }
 
 // read passes the replies from the target to loop until the conn fails
-// or loop returns.
+// or loop returns. Each reply carries the time it arrived: the kernel's,
+// when the conn hands frames over in batches (batchReader), so that a
+// reply that waited in the receive ring does not lengthen its RTT.
 func (p *pinger) read() {
 	defer close(p.done)
-	buf := make([]byte, maxFrameBuffer)
 	src := p.st.Source
-	for {
-		n, err := p.conn.ReadFrame(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			select {
-			case p.frames <- pingFrame{err: err}:
-			case <-p.quit:
-			}
-			return
-		}
-		now := time.Now()
-		var f Frame
-		if parseFrame(buf[:n], &f) != DropNone || f.VLAN != 0 || f.Op != opReply ||
+	var f Frame
+	quit := false
+	handle := func(b []byte, at time.Time) {
+		if quit || parseFrame(b, &f) != DropNone || f.VLAN != 0 || f.Op != opReply ||
 			f.SenderIP != p.cfg.Target || f.TargetIP != src {
-			continue
+			return
 		}
 		select {
-		case p.frames <- pingFrame{f: f, time: now}:
+		case p.frames <- pingFrame{f: f, time: at}:
 		case <-p.quit:
-			return
+			quit = true
 		}
+	}
+	var err error
+	if br, ok := p.conn.(batchReader); ok {
+		for !quit && (err == nil || isTimeout(err)) {
+			err = br.ReadBatch(handle)
+		}
+	} else {
+		buf := make([]byte, maxFrameBuffer)
+		for !quit && (err == nil || isTimeout(err)) {
+			var n int
+			if n, err = p.conn.ReadFrame(buf); err == nil {
+				handle(buf[:n], time.Now())
+			}
+		}
+	}
+	if quit {
+		return
+	}
+	select {
+	case p.frames <- pingFrame{err: err}:
+	case <-p.quit:
 	}
 }
 
