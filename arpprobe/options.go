@@ -20,12 +20,21 @@ const (
 	// DefaultBroadcastRate is the most broadcast requests per second, on
 	// average, so a run stays polite on a real LAN.
 	DefaultBroadcastRate = 1000
+	// DefaultBroadcastWait is how long after its first broadcast request
+	// a probe listens at least: a Linux router with proxy_arp answers a
+	// broadcast request after a random delay of up to proxy_delay, 0.8 s
+	// by default, and a unicast one at once.
+	DefaultBroadcastWait = 900 * time.Millisecond
 )
 
 // ProbeOptions controls how peers are asked. The zero value means the
 // defaults above and BroadcastAuto.
 type ProbeOptions struct {
-	// Timeout is how long to wait for replies to one attempt.
+	// Timeout is how long to wait for replies to one attempt. Under
+	// BroadcastAuto, the first attempt to a cached MAC (unicast only)
+	// waits Timeout/5 before the broadcast goes: a live host answers a
+	// unicast request at once, and the broadcast gets the time a proxy
+	// ARP answer needs (BroadcastWait) within the same run length.
 	Timeout time.Duration
 	// Attempts is how many times a request is sent before its peer is
 	// given up. Under BroadcastAuto a peer whose cached MAC stays silent
@@ -44,6 +53,13 @@ type ProbeOptions struct {
 	// address answered a broadcast, before its probe ends early (conflict
 	// detection). Zero means Timeout/4; it never exceeds Timeout.
 	Settle time.Duration
+	// BroadcastWait is how long after its first broadcast request a
+	// probe keeps listening, at least, before it ends on what did and
+	// did not answer, so that a proxy ARP answer (delayed up to 0.8 s by
+	// Linux's default proxy_delay) is heard, alone or beside another
+	// owner. Zero means DefaultBroadcastWait, capped at Attempts ×
+	// Timeout, so that it never lengthens a run with short timeouts.
+	BroadcastWait time.Duration
 }
 
 // errOptions is wrapped by option validation errors.
@@ -52,8 +68,8 @@ var errOptions = errors.New("invalid probe options")
 // withDefaults returns o with zero fields replaced by the defaults, or an
 // error naming a field that is out of range.
 func (o ProbeOptions) withDefaults() (ProbeOptions, error) {
-	if o.Timeout < 0 || o.Attempts < 0 || o.Rate < 0 || o.BroadcastRate < 0 || o.Settle < 0 {
-		return o, fmt.Errorf("arpprobe: %w: negative timeout, attempts, rate or settle", errOptions)
+	if o.Timeout < 0 || o.Attempts < 0 || o.Rate < 0 || o.BroadcastRate < 0 || o.Settle < 0 || o.BroadcastWait < 0 {
+		return o, fmt.Errorf("arpprobe: %w: negative timeout, attempts, rate, settle or broadcast wait", errOptions)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
@@ -74,6 +90,9 @@ func (o ProbeOptions) withDefaults() (ProbeOptions, error) {
 		o.Settle = o.Timeout / 4
 	}
 	o.Settle = min(o.Settle, o.Timeout)
+	if o.BroadcastWait == 0 {
+		o.BroadcastWait = min(DefaultBroadcastWait, time.Duration(o.Attempts)*o.Timeout)
+	}
 	p, err := ParseBroadcastPolicy(string(o.Broadcast))
 	if err != nil {
 		return o, err

@@ -1,6 +1,7 @@
 package arpprobe
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"net"
@@ -34,6 +35,7 @@ type peerProbe struct {
 	bcastAnswered  bool // in the current attempt
 	askedUnicast   bool // a unicast request was sent in this run
 	askedBroadcast bool // a broadcast request was sent in this run
+	firstBcast     time.Time
 	cachedAnswered bool
 	settling       bool
 	sendRetries    int
@@ -115,6 +117,8 @@ type run struct {
 
 	remaining int
 	windows   fifo[timed]      // attempts waiting for their timeout
+	quick     fifo[timed]      // BroadcastAuto's first unicast attempts, waiting Timeout/5
+	lingers   lingerHeap       // probes listening on until BroadcastWait after their first broadcast
 	settles   fifo[timed]      // answered attempts waiting to settle
 	retries   fifo[timed]      // attempts to send again after a full buffer
 	sends     fifo[*peerProbe] // attempts to send, in order
@@ -333,6 +337,12 @@ func (r *run) loop(ctx context.Context) {
 		if r.windows.len() > 0 {
 			next = earliest(next, r.windows.peek().due)
 		}
+		if r.quick.len() > 0 {
+			next = earliest(next, r.quick.peek().due)
+		}
+		if len(r.lingers) > 0 {
+			next = earliest(next, r.lingers[0].due)
+		}
 		if r.settles.len() > 0 {
 			next = earliest(next, r.settles.peek().due)
 		}
@@ -383,37 +393,98 @@ func (r *run) expire(now time.Time) {
 	r.behind = false
 	for r.settles.len() > 0 && !r.settles.peek().due.After(now) {
 		t := *r.settles.peek()
-		if t.attempt == t.pp.attempt && !t.pp.done && t.pp.link.through(now).Before(t.due) {
-			r.behind = true
-			break
+		pp := t.pp
+		if t.attempt == pp.attempt && !pp.done {
+			if r.lingering(pp, now) {
+				r.settles.pop()
+				r.linger(t)
+				continue
+			}
+			if pp.link.through(now).Before(t.due) {
+				r.behind = true
+				break
+			}
+			r.finish(pp)
 		}
 		r.settles.pop()
-		if t.attempt == t.pp.attempt {
-			r.finish(t.pp)
-		}
 	}
 	polled := false
-	for r.windows.len() > 0 && !r.windows.peek().due.After(now) {
-		t := *r.windows.peek()
+	for _, q := range []*fifo[timed]{&r.quick, &r.windows} {
+		for q.len() > 0 && !q.peek().due.After(now) {
+			t := *q.peek()
+			pp := t.pp
+			if pp.done || t.attempt != pp.attempt {
+				q.pop()
+				continue
+			}
+			if !polled {
+				// One look at the kernel's drop counters for every
+				// window that closes now.
+				r.pollDrops()
+				polled = true
+			}
+			out, blind := r.outcome(pp)
+			ending := out == outcomeDone || out == outcomeHidden
+			if ending && r.lingering(pp, now) {
+				q.pop()
+				r.linger(t)
+				continue
+			}
+			if ending && pp.link.through(now).Before(t.due) {
+				r.behind = true
+				break
+			}
+			q.pop()
+			r.apply(pp, out, blind)
+		}
+	}
+	for len(r.lingers) > 0 && !r.lingers[0].due.After(now) {
+		t := r.lingers[0]
 		pp := t.pp
-		if pp.done || t.attempt != pp.attempt {
-			r.windows.pop()
+		if !pp.done && t.attempt == pp.attempt {
+			if pp.link.through(now).Before(t.due) {
+				r.behind = true
+				break
+			}
+			if !polled {
+				r.pollDrops()
+				polled = true
+			}
+			out, blind := r.outcome(pp)
+			heap.Pop(&r.lingers)
+			r.apply(pp, out, blind)
 			continue
 		}
-		if !polled {
-			// One look at the kernel's drop counters for every window
-			// that closes now.
-			r.pollDrops()
-			polled = true
-		}
-		out, blind := r.outcome(pp)
-		if (out == outcomeDone || out == outcomeHidden) && pp.link.through(now).Before(t.due) {
-			r.behind = true
-			break
-		}
-		r.windows.pop()
-		r.apply(pp, out, blind)
+		heap.Pop(&r.lingers)
 	}
+}
+
+// lingering reports whether pp, about to end, must listen on: less than
+// BroadcastWait has passed since its first broadcast request.
+func (r *run) lingering(pp *peerProbe, now time.Time) bool {
+	return !pp.firstBcast.IsZero() && now.Before(pp.firstBcast.Add(r.opts.BroadcastWait))
+}
+
+// linger queues t's probe to be decided BroadcastWait after its first
+// broadcast request.
+func (r *run) linger(t timed) {
+	t.due = t.pp.firstBcast.Add(r.opts.BroadcastWait)
+	heap.Push(&r.lingers, t)
+}
+
+// lingerHeap is a min-heap of timed entries by due time (container/heap).
+type lingerHeap []timed
+
+func (h lingerHeap) Len() int           { return len(h) }
+func (h lingerHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h lingerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *lingerHeap) Push(x any)        { *h = append(*h, x.(timed)) }
+func (h *lingerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = timed{}
+	*h = old[:len(old)-1]
+	return t
 }
 
 // sendDue sends the attempts at the head of the queue while the rate
@@ -543,7 +614,14 @@ func (r *run) sendBatch(ctx context.Context) time.Time {
 			}
 		}
 		switch {
+		case ok && r.opts.Broadcast == BroadcastAuto && it.pp.hasCached && !it.bc:
+			// The cached MAC alone was asked: a live host answers at
+			// once; the broadcast follows soon, with time for a proxy.
+			r.quick.push(timed{pp: it.pp, due: now.Add(r.opts.Timeout / 5), attempt: it.pp.attempt})
 		case ok:
+			if it.bc && it.pp.firstBcast.IsZero() {
+				it.pp.firstBcast = now
+			}
 			r.windows.push(timed{pp: it.pp, due: now.Add(r.opts.Timeout), attempt: it.pp.attempt})
 		case cut:
 		case failed == nil:
