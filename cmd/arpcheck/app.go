@@ -109,13 +109,7 @@ func newApp(e *env) *cli.App {
 				OnUsageError: onUsageError,
 			},
 			e.watchCommand(),
-			{
-				Name:  "version",
-				Usage: "print the version",
-				Action: func(c *cli.Context) error {
-					return writeVersion(e.stdout)
-				},
-			},
+			e.versionCommand(),
 			{
 				Name:   "man",
 				Usage:  "print the manual page (roff), generated from these commands",
