@@ -90,7 +90,7 @@ func checkInterface(ifc *Interface) []Finding {
 	if c, ok := ifc.Conf["arp_notify"]; ok && c.Value == 0 {
 		add(Info, sysctlName("conf", c.From, "arp_notify"), "0",
 			"when this host takes over an address (device up, MAC changed) it does not announce it: peers keep the old MAC until their kernel asks",
-			fmt.Sprintf("to let peers learn this host's new MAC at once: sysctl -w %s=1", sysctlName("conf", ifc.Name, "arp_notify")))
+			fmt.Sprintf("sysctl -w %s=1 makes this host announce itself, so that peers learn its new MAC at once", sysctlName("conf", ifc.Name, "arp_notify")))
 	}
 
 	if n := len(ifc.Permanent); n > 0 {

@@ -43,7 +43,8 @@ type Finding struct {
 	Value string
 	// Meaning says in one line what it means when an address is recycled.
 	Meaning string
-	// Fix says what to change; empty when nothing needs changing.
+	// Fix says what to change; for an Info finding, what could be
+	// changed, if anything.
 	Fix string
 }
 

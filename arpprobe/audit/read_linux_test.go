@@ -17,22 +17,9 @@ import (
 )
 
 // auditNS returns a namespace with a veth pair, eth0 (198.18.0.1/24) and
-// peer0, both up, made by setup for the test and gone when it ends.
+// peer0, both up, gone when the test ends.
 func auditNS(t *testing.T) *netns.NS {
-	t.Helper()
-	ns := netns.NewT(t)
-	if err := netns.Veth(ns, "eth0", ns, "peer0"); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range []string{"eth0", "peer0"} {
-		if err := ns.SetUp(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ns.AddAddr("eth0", netip.MustParsePrefix("198.18.0.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	return ns
+	return netns.NewPairT(t, "eth0", "peer0", netip.MustParsePrefix("198.18.0.1/24"))
 }
 
 // findings reads ns as arpcheck doctor does, and checks it. The files
