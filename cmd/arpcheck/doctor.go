@@ -57,14 +57,14 @@ func (e *env) doctorAction(c *cli.Context) error {
 	if err != nil {
 		return fail(err)
 	}
+	findings := audit.Check(h)
 	if name := c.String(flagInterface); name != "" {
-		i := slices.IndexFunc(h.Interfaces, func(ifc audit.Interface) bool { return ifc.Name == name })
-		if i < 0 {
+		// Filtered after Check: the table's size is all interfaces'.
+		if !slices.ContainsFunc(h.Interfaces, func(ifc audit.Interface) bool { return ifc.Name == name }) {
 			return fail(fmt.Errorf("interface %s: no such interface that uses ARP", name))
 		}
-		h.Interfaces = h.Interfaces[i : i+1]
+		findings = slices.DeleteFunc(findings, func(f audit.Finding) bool { return f.Interface != "" && f.Interface != name })
 	}
-	findings := audit.Check(h)
 	write := writeDoctorText
 	if format == formatJSON {
 		write = writeDoctorJSON
