@@ -88,11 +88,11 @@ func TestWriteVersionJSON(t *testing.T) {
 func TestBinaryVersionFromGit(t *testing.T) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command")
+		missing(t, "no go command")
 	}
 	gitCmd, err := exec.LookPath("git")
 	if err != nil {
-		t.Skip("no git command")
+		missing(t, "no git command")
 	}
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -180,6 +180,16 @@ func TestBinaryVersionFromGit(t *testing.T) {
 	git("checkout", "-q", "--", ".")
 	git("tag", "v1.2.3")
 	check("tagged commit", build(), "v1.2.3", false)
+}
+
+// missing skips the test for want of a tool, or fails it when CI is
+// "true": a skipped test in CI hides a failure.
+func missing(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why + " (CI is true: a skipped test is a failure)")
+	}
+	t.Skip(why)
 }
 
 // copyModule copies the module's source files at root into dst: every
