@@ -196,7 +196,7 @@ func TestE2EDoctorSeesWatch(t *testing.T) {
 		cmd.Wait()
 	})
 	want := fmt.Sprintf("watch running (pid %d)", cmd.Process.Pid)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, j := doctor(t, ns, invocation{})
 		i := slices.IndexFunc(j.Findings, func(f jsonFinding) bool { return f.Setting == "arpcheck" })
