@@ -29,7 +29,10 @@ func Check(h *Host) []Finding {
 		out = append(out, checkInterface(&h.Interfaces[i])...)
 	}
 	out = append(out, checkTable(h)...)
-	return append(out, checkRuns(h.Runs))
+	if h.HaveRuns {
+		out = append(out, checkRuns(h.Runs))
+	}
+	return out
 }
 
 // checkInterface returns the findings about one interface's settings and

@@ -121,7 +121,7 @@ func TestCheckTexts(t *testing.T) {
 	ifc.Conf["drop_gratuitous_arp"] = ConfValue{1, "eth0"}
 	ifc.Conf["proxy_arp"] = ConfValue{1, "all"}
 	ifc.Permanent = []netip.Addr{netip.MustParseAddr("198.18.0.9")}
-	h := &Host{Interfaces: []Interface{ifc}, HaveGCThresh: true, GCThresh: [3]int{128, 512, 1024}}
+	h := &Host{Interfaces: []Interface{ifc}, HaveGCThresh: true, GCThresh: [3]int{128, 512, 1024}, HaveRuns: true}
 	tests := []struct{ setting, meaning, fix string }{
 		{"net.ipv4.neigh.eth0.base_reachable_time_ms", "trusted for 30–90 s before the kernel asks again: it heals in 43–103 s",
 			"sysctl -w net.ipv4.neigh.eth0.base_reachable_time_ms=30000"},
@@ -229,6 +229,17 @@ func TestNeedsAttention(t *testing.T) {
 		}
 		if got := NeedsAttention(fs); got != tt.want {
 			t.Errorf("NeedsAttention(%v) = %v, want %v", tt.sevs, got, tt.want)
+		}
+	}
+}
+
+// Without the host's files, Read does not look for how arpcheck runs,
+// and Check says nothing of it rather than that nothing runs.
+func TestCheckRunsNotRead(t *testing.T) {
+	h := &Host{Interfaces: []Interface{defaults("eth0")}, HaveGCThresh: true, GCThresh: [3]int{128, 512, 1024}}
+	for _, f := range Check(h) {
+		if f.Setting == "arpcheck" {
+			t.Errorf("runs not read, yet: %s", brief(f))
 		}
 	}
 }

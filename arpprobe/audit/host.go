@@ -16,8 +16,10 @@ type Host struct {
 	// HaveHostEntries: it too is seen only from the initial namespace.
 	HostEntries     int
 	HaveHostEntries bool
-	// Runs is how arpcheck is set up to run on the host.
-	Runs Runs
+	// Runs is how arpcheck is set up to run on the host, when HaveRuns
+	// (Read was given the host's files to look in).
+	Runs     Runs
+	HaveRuns bool
 }
 
 // Interface is the settings and entries of one interface.

@@ -47,6 +47,7 @@ type Source struct {
 	// Files is the host's file system from its root, such as
 	// os.DirFS("/"): Read looks in it for the table's host-wide size
 	// (proc/net/stat/arp_cache) and for how arpcheck runs (see ReadRuns).
+	// Nil: neither is looked for.
 	Files fs.FS
 }
 
@@ -116,6 +117,7 @@ func Read(ctx context.Context, src Source) (*Host, error) {
 		if h.Runs, err = ReadRuns(src.Files); err != nil {
 			return nil, err
 		}
+		h.HaveRuns = true
 	}
 	return h, nil
 }

@@ -79,7 +79,7 @@ func TestRead(t *testing.T) {
 		{"counted", fmt.Sprint(got.Counted), "2"},
 		{"gc_thresh", fmt.Sprint(h.GCThresh, h.HaveGCThresh), "[128 512 1024] true"},
 		{"host entries", fmt.Sprint(h.HostEntries, h.HaveHostEntries), "705 true"},
-		{"runs", fmt.Sprint(h.Runs.Any()), "false"},
+		{"runs", fmt.Sprint(h.HaveRuns, h.Runs.Any()), "true false"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
