@@ -34,6 +34,13 @@ Exit status of verify (repair judges after its repairs):
     3  could not check: usage, bad input, missing privilege, unknown
        interface, lock held, unknown peers, interrupted
 
+doctor audits the host's neighbour settings (net.ipv4.neigh and net.ipv4.conf
+sysctls per interface, PERMANENT and extern_learn entries, gc_thresh against
+the table's size, whether arpcheck watch or a periodic arpcheck is set up):
+each finding says what it means when an address is recycled and what to
+change. It reads only and needs no capability. Exit 0 when nothing needs
+attention, 1 when something does, 3 when it could not read.
+
 Every flag also reads an environment variable: ARPCHECK_ and the flag's name
 in capitals with - as _, such as ARPCHECK_INTERFACE, ARPCHECK_TIMEOUT or
 ARPCHECK_INCLUDE_PERMANENT.
@@ -56,7 +63,7 @@ func newApp(e *env) *cli.App {
 	app := &cli.App{
 		Name:                 "arpcheck",
 		Usage:                "find and repair wrong entries in the kernel's ARP cache",
-		UsageText:            "arpcheck verify [flags] [PEER ...]\narpcheck repair [flags] [PEER ...]\narpcheck probe [flags] IP\narpcheck version",
+		UsageText:            "arpcheck verify [flags] [PEER ...]\narpcheck repair [flags] [PEER ...]\narpcheck probe [flags] IP\narpcheck doctor [--format text|json]\narpcheck version",
 		Description:          description,
 		Version:              versionString(),
 		HideVersion:          true,
@@ -109,13 +116,8 @@ func newApp(e *env) *cli.App {
 				OnUsageError: onUsageError,
 			},
 			e.watchCommand(),
-			{
-				Name:  "version",
-				Usage: "print the version",
-				Action: func(c *cli.Context) error {
-					return writeVersion(e.stdout)
-				},
-			},
+			e.doctorCommand(),
+			e.versionCommand(),
 			{
 				Name:   "man",
 				Usage:  "print the manual page (roff), generated from these commands",

@@ -16,13 +16,16 @@ func TestBinaryCompletionAndMan(t *testing.T) {
 		want []string // lines
 		not  []string // lines that must not be there
 	}{
-		{args: []string{"--generate-bash-completion"}, want: []string{"verify", "repair", "probe", "version"},
+		{args: []string{"--generate-bash-completion"}, want: []string{"verify", "repair", "probe", "doctor", "version"},
 			not: []string{"man", "completion"}},
 		{args: []string{"repair", "-", "--generate-bash-completion"},
 			want: []string{"--interface", "--peers", "--delete-dead", "--dry-run", "--include-permanent", "--format"}},
 		{args: []string{"probe", "-", "--generate-bash-completion"}, want: []string{"--mac", "--count", "--interval"},
 			not: []string{"--dry-run"}},
-		{args: []string{"man"}, want: []string{".TH arpcheck 8"}},
+		{args: []string{"doctor", "-", "--generate-bash-completion"}, want: []string{"--interface", "--format"},
+			not: []string{"--dry-run", "--peers"}},
+		{args: []string{"version", "-", "--generate-bash-completion"}, want: []string{"--format"}},
+		{args: []string{"man"}, want: []string{".TH arpcheck 8", ".SH doctor", ".SH version"}},
 		{args: []string{"completion", "bash"}, want: []string{"complete -o bashdefault -o default -F _arpcheck arpcheck"}},
 	}
 	for _, tt := range tests {
