@@ -88,6 +88,7 @@ type jsonTail struct {
 	DryRun   bool        `json:"dry_run,omitempty"`
 	ExitCode int         `json:"exit_code"`
 	Stats    jsonStats   `json:"stats"`
+	Error    *failure    `json:"error,omitempty"` // why exit_code is 3
 }
 
 func jsonHeadOf(res *result) jsonHead {
@@ -97,7 +98,7 @@ func jsonHeadOf(res *result) jsonHead {
 func jsonTailOf(res *result) jsonTail {
 	rep := res.report
 	s := rep.Summary
-	return jsonTail{
+	t := jsonTail{
 		Summary: jsonSummary{Checked: s.Checked, OK: s.OK, Stale: s.Stale, Dead: s.Dead, Conflict: s.Conflict,
 			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired},
 		Started:  rep.Started.UTC(),
@@ -106,6 +107,10 @@ func jsonTailOf(res *result) jsonTail {
 		Stats: jsonStats{SentUnicast: rep.Stats.SentUnicast, SentBroadcast: rep.Stats.SentBroadcast,
 			Received: rep.Stats.Received, Replies: rep.Stats.Replies, Dropped: droppedByReason(&rep.Stats)},
 	}
+	if res.status == exitUnknown && res.err != nil {
+		t.Error = describeFailure(res.err)
+	}
+	return t
 }
 
 // jsonPeerOf converts one peer of a report.
@@ -141,6 +146,13 @@ func droppedByReason(st *arpprobe.Stats) map[string]uint64 {
 		m[r.String()] = st.Dropped[r]
 	}
 	return m
+}
+
+// writeJSONError writes the report of a run started at started that
+// could not check anything: no peers, exit_code 3, and the error.
+func writeJSONError(w io.Writer, command string, started time.Time, err error) error {
+	rep := &arpprobe.Report{Started: started, Duration: time.Since(started)}
+	return writeJSON(w, &result{command: command, report: rep, status: exitUnknown, err: err})
 }
 
 // writeJSON writes the report as one JSON object on one line, the same
