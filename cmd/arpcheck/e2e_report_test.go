@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -45,5 +47,49 @@ func TestE2EJSONOnFailure(t *testing.T) {
 				t.Errorf("error %+v; want cause %s, capability %q, a message containing %q", *e, tt.cause, tt.capability, tt.message)
 			}
 		})
+	}
+}
+
+// repair reports what verify reports about peers it does not probe: an
+// offlink peer keeps its reason, and has no interface (null); the
+// summary counts the deleted entries; text and nagios say so too.
+func TestE2ERepairReport(t *testing.T) {
+	l := newLab(t, netlink.NUD_PERMANENT)
+	peers := []string{okIP.String(), deadIP.String(), behindGWIP.String(), noRouteIP.String()}
+	verify := parseJSON(t, arpcheck(t, l.Prober, args(append([]string{"verify", "--format", "json"}, peers...)...)))
+	o := arpcheck(t, l.Prober, args(append([]string{"repair", "--format", "json", "--include-permanent", "--delete-dead"}, peers...)...))
+	if o.status != exitOK {
+		t.Errorf("status %d; want 0 (the dead entry deleted)\n%s", o.status, o)
+	}
+	repair := parseJSON(t, o)
+	var raw struct {
+		Peers   []map[string]any `json:"peers"`
+		Summary map[string]any   `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(o.stdout), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []netip.Addr{behindGWIP, noRouteIP} {
+		v, r := verify.Peers[verify.peer(t, ip)], repair.Peers[repair.peer(t, ip)]
+		if r.Verdict != "offlink" || r.Reason == "" || r.Reason != v.Reason {
+			t.Errorf("%s: repair says %s %q; want offlink and verify's reason %q", ip, r.Verdict, r.Reason, v.Reason)
+		}
+		iface, ok := raw.Peers[repair.peer(t, ip)]["interface"]
+		if !ok || iface != nil {
+			t.Errorf(`%s: "interface": %#v (present %v); want null`, ip, iface, ok)
+		}
+	}
+	if d, ok := raw.Summary["deleted"]; !ok || d != 1.0 {
+		t.Errorf("summary %v; want deleted 1", raw.Summary)
+	}
+
+	// The same in text (the dead entry is gone now: the repair finds
+	// nothing to delete).
+	o = arpcheck(t, l.Prober, args(append([]string{"repair"}, peers...)...))
+	for _, ip := range []netip.Addr{behindGWIP, noRouteIP} {
+		reason := verify.Peers[verify.peer(t, ip)].Reason
+		if !strings.Contains(o.stdout, reason) {
+			t.Errorf("repair's text does not give %s's reason %q:\n%s", ip, reason, o.stdout)
+		}
 	}
 }

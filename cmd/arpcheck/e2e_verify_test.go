@@ -70,7 +70,7 @@ func TestE2EVerdicts(t *testing.T) {
 		t.Errorf("%s: reason %q; want it to name the gateway", behindGWIP, r.Peers[i].Reason)
 	}
 	want := map[string]int{"checked": 7, "ok": 1, "stale": 1, "dead": 1, "conflict": 1, "uncached": 1,
-		"offlink": 2, "unknown": 0, "repaired": 0}
+		"offlink": 2, "unknown": 0, "repaired": 0, "deleted": 0}
 	if !mapsEqual(r.Summary, want) {
 		t.Errorf("summary %v; want %v", r.Summary, want)
 	}

@@ -16,7 +16,7 @@ import (
 
 type jsonPeer struct {
 	IP        string      `json:"ip"`
-	Interface string      `json:"interface"`
+	Interface *string     `json:"interface"` // null when none: offlink peers
 	Cached    *jsonEntry  `json:"cached"`
 	Replies   []jsonReply `json:"replies"`
 	Owner     *string     `json:"owner"`
@@ -50,6 +50,7 @@ type jsonSummary struct {
 	Offlink  int `json:"offlink"`
 	Unknown  int `json:"unknown"`
 	Repaired int `json:"repaired"`
+	Deleted  int `json:"deleted"` // extra: dead peers whose entry was deleted
 }
 
 type jsonStats struct {
@@ -100,7 +101,7 @@ func jsonTailOf(res *result) jsonTail {
 	s := rep.Summary
 	t := jsonTail{
 		Summary: jsonSummary{Checked: s.Checked, OK: s.OK, Stale: s.Stale, Dead: s.Dead, Conflict: s.Conflict,
-			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired},
+			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired, Deleted: s.Deleted},
 		Started:  rep.Started.UTC(),
 		DryRun:   res.dryRun,
 		ExitCode: res.status,
@@ -116,14 +117,16 @@ func jsonTailOf(res *result) jsonTail {
 // jsonPeerOf converts one peer of a report.
 func jsonPeerOf(p *arpprobe.Peer) jsonPeer {
 	jp := jsonPeer{
-		IP:        p.IP.String(),
-		Interface: p.Interface,
-		Cached:    jsonEntryOf(p.Cached),
-		Replies:   make([]jsonReply, len(p.Replies)),
-		Verdict:   string(p.Verdict),
-		Action:    string(p.Action),
-		Reason:    p.Reason,
-		After:     jsonEntryOf(p.After),
+		IP:      p.IP.String(),
+		Cached:  jsonEntryOf(p.Cached),
+		Replies: make([]jsonReply, len(p.Replies)),
+		Verdict: string(p.Verdict),
+		Action:  string(p.Action),
+		Reason:  p.Reason,
+		After:   jsonEntryOf(p.After),
+	}
+	if p.Interface != "" {
+		jp.Interface = &p.Interface
 	}
 	if p.Source.IsValid() {
 		jp.Source = p.Source.String()

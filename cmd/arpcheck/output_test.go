@@ -43,7 +43,7 @@ func TestJSONSchema(t *testing.T) {
 			got["version"], got["command"], got["duration_ms"], got["exit_code"])
 	}
 	wantSummary := map[string]any{"checked": 7.0, "ok": 1.0, "stale": 1.0, "dead": 1.0, "conflict": 1.0,
-		"uncached": 1.0, "offlink": 1.0, "unknown": 1.0, "repaired": 1.0}
+		"uncached": 1.0, "offlink": 1.0, "unknown": 1.0, "repaired": 1.0, "deleted": 0.0}
 	if !reflect.DeepEqual(got["summary"], wantSummary) {
 		t.Errorf("summary = %v\nwant %v", got["summary"], wantSummary)
 	}
@@ -76,9 +76,9 @@ func TestJSONSchema(t *testing.T) {
 		t.Errorf("conflict peer = %v; want owner null, two replies, refused", conflict)
 	}
 	offlink := peers[5].(map[string]any)
-	if offlink["cached"] != nil || offlink["after"] != nil || offlink["owner"] != nil || offlink["interface"] != "" ||
-		!reflect.DeepEqual(offlink["replies"], []any{}) {
-		t.Errorf("offlink peer = %v; want cached, after and owner null, no interface, replies []", offlink)
+	if iface, ok := offlink["interface"]; offlink["cached"] != nil || offlink["after"] != nil || offlink["owner"] != nil ||
+		!ok || iface != nil || !reflect.DeepEqual(offlink["replies"], []any{}) || offlink["reason"] == "" {
+		t.Errorf("offlink peer = %v; want cached, after, owner and interface null, replies [], a reason", offlink)
 	}
 	uncached := peers[4].(map[string]any)
 	if !reflect.DeepEqual(uncached["cached"], map[string]any{"mac": "", "state": "FAILED"}) || uncached["after"] != nil {
