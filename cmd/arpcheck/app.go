@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -158,12 +159,17 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 // The flags are scanned from the command line, as urfave/cli keeps
 // none of them after a parse error.
 func (e *env) onCheckUsageError(c *cli.Context, err error, sub bool) error {
-	format, output := c.String(flagFormat), c.String(flagOutput) // the environment's, or the defaults
-	if v, ok := flagValue(c.Command, e.args, flagFormat); ok {
-		format = v
-	}
-	if v, ok := flagValue(c.Command, e.args, flagOutput); ok {
-		output = v
+	format, output := formatText, ""
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{flagFormat, &format}, {flagOutput, &output}} {
+		if v, ok := os.LookupEnv(envVars(f.name)[0]); ok {
+			*f.dst = v
+		}
+		if v, ok := flagValue(c.Command, e.args, f.name); ok {
+			*f.dst = v
+		}
 	}
 	return e.reportFailure(c.Command.Name, format, output, time.Now(), onUsageError(c, err, sub))
 }
@@ -189,7 +195,10 @@ func flagValue(cmd *cli.Command, args []string, name string) (value string, ok b
 	tail := args[2:]
 	for i := 0; i < len(tail); i++ {
 		a := tail[i]
-		if a == "--" || len(a) < 2 || a[0] != '-' {
+		if a == "--" {
+			break // the arguments follow
+		}
+		if len(a) < 2 || a[0] != '-' {
 			continue
 		}
 		n, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")

@@ -107,6 +107,21 @@ func TestRunJSONOnFailure(t *testing.T) {
 	}
 }
 
+// The format may come from the environment, as every flag's value may.
+func TestRunJSONOnFailureEnvironment(t *testing.T) {
+	t.Setenv("ARPCHECK_FORMAT", "json")
+	for _, args := range [][]string{{"verify", "--bogus"}, {"repair", "--timeout", "0s"}} {
+		status, stdout, _ := runCLI(t, "", args...)
+		if r := parseFailure(t, stdout); status != exitUnknown || r.Error == nil || r.Error.Cause != causeUsage {
+			t.Errorf("ARPCHECK_FORMAT=json %q: status %d, stdout %q; want 3 and a usage error in JSON", args, status, stdout)
+		}
+	}
+	status, stdout, _ := runCLI(t, "", "verify", "--format", "text", "--bogus")
+	if status != exitUnknown || stdout != "" {
+		t.Errorf("--format text over ARPCHECK_FORMAT=json: status %d, stdout %q; want 3 and nothing", status, stdout)
+	}
+}
+
 // Other formats keep their behaviour on a usage error; text prints
 // nothing on standard output.
 func TestRunUsageErrorFormats(t *testing.T) {
