@@ -49,8 +49,8 @@ func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
 	for i := range peers {
 		p := &peers[i]
 		p.Action = ActionNone
-		if p.Verdict != VerdictUnknown {
-			p.Reason = "" // an unknown peer's reason says why it was not checked
+		if p.Verdict != VerdictUnknown && p.Verdict != VerdictOfflink {
+			p.Reason = "" // an unknown or offlink peer's reason says why it was not probed
 		}
 		c := p.Cached
 		switch p.Verdict {

@@ -181,3 +181,24 @@ func TestPlanRepairsNeverInventsAMAC(t *testing.T) {
 		}
 	}
 }
+
+// PlanRepairs sets the reasons of the actions it decides, and keeps the
+// reasons that say why a peer was not probed: an unknown peer's, and an
+// offlink peer's (repair reports what verify reports).
+func TestPlanRepairsKeepsReasons(t *testing.T) {
+	peers := []Peer{
+		{IP: netip.MustParseAddr("198.19.0.9"), Verdict: VerdictOfflink, Reason: "reached through gateway 198.18.0.254"},
+		{IP: netip.MustParseAddr("198.19.5.5"), Verdict: VerdictOfflink, Reason: "no route"},
+		{IP: netip.MustParseAddr("198.18.0.7"), Verdict: VerdictUnknown, Reason: "deadline exceeded"},
+		{IP: netip.MustParseAddr("198.18.0.2"), Verdict: VerdictOK, Reason: "left from an earlier plan", Cached: entry(macA, StateStale)},
+	}
+	want := []string{"reached through gateway 198.18.0.254", "no route", "deadline exceeded", ""}
+	if plan := PlanRepairs(peers, RepairPolicy{DeleteDead: true}); len(plan) != 0 {
+		t.Errorf("plan %v; want nothing", plan)
+	}
+	for i, p := range peers {
+		if p.Reason != want[i] || p.Action != ActionNone {
+			t.Errorf("%s (%s): action %s, reason %q; want none, %q", p.IP, p.Verdict, p.Action, p.Reason, want[i])
+		}
+	}
+}

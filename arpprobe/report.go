@@ -38,7 +38,7 @@ type Peer struct {
 	Owner   net.HardwareAddr
 	Verdict Verdict
 	Action  Action
-	// Reason explains an unknown verdict or a refused action.
+	// Reason explains an unknown or offlink verdict, or a refused action.
 	Reason string
 	// After is the entry as read at the end of the run; nil when none.
 	After *Neighbor

@@ -187,6 +187,17 @@ type Watcher struct {
 	smu      sync.Mutex
 	stats    WatchStats // without Entries and the link counters
 	verdicts map[netip.Addr]Verdict
+	// idle is, for each entry whose latest check ended in an action that
+	// changes nothing (refused, would-*), that action and the situation
+	// it was taken in, so that it is counted once, not at every check.
+	idle map[neighKey]idleAction
+}
+
+// idleAction is an action that changed nothing, and what it was taken
+// on: the cached entry and the owner that answered.
+type idleAction struct {
+	action        Action
+	cached, owner string
 }
 
 // sighting is an ARP frame from another MAC than the cached one.
@@ -225,6 +236,7 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 		reload:    make(chan struct{}, 1),
 		stats:     newWatchStats(),
 		verdicts:  make(map[netip.Addr]Verdict),
+		idle:      make(map[neighKey]idleAction),
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -661,6 +673,11 @@ func (l *watchLoop) forget() {
 			delete(w.verdicts, a)
 		}
 	}
+	for k := range w.idle {
+		if !keep[k.ip] {
+			delete(w.idle, k)
+		}
+	}
 	w.smu.Unlock()
 }
 
@@ -926,7 +943,7 @@ func (w *Watcher) record(r batchResult, now time.Time) {
 		if _, seen := w.verdicts[p.IP]; p.Verdict != VerdictUnknown || !seen {
 			w.verdicts[p.IP] = judged(p)
 		}
-		if p.Action != ActionNone && p.Action != "" {
+		if w.newAction(p) {
 			st.Repairs[p.Action]++
 		}
 	}
@@ -934,6 +951,34 @@ func (w *Watcher) record(r batchResult, now time.Time) {
 	for i := range rep.Peers {
 		w.logPeer(&rep.Peers[i], causes[rep.Peers[i].IP])
 	}
+}
+
+// newAction reports whether p's action is one to count: an action
+// that changed the entry (replaced, healed, deleted) always is; one
+// that changed nothing (refused, would-replace, would-delete) only if
+// the entry's previous check did not end in the same action on the
+// same cached entry and owner. w.smu is held.
+func (w *Watcher) newAction(p *Peer) bool {
+	k := neighKey{p.Ifindex, p.IP}
+	switch p.Action {
+	case ActionRefused, ActionWouldReplace, ActionWouldDelete:
+		a := idleAction{action: p.Action, owner: p.Owner.String()}
+		if p.Cached != nil {
+			a.cached = p.Cached.MAC.String() + " " + p.Cached.State.String()
+		}
+		if w.idle[k] == a {
+			return false
+		}
+		w.idle[k] = a
+		return true
+	case ActionNone, "":
+		if p.Verdict != VerdictUnknown {
+			delete(w.idle, k) // the situation ended; unknown says nothing
+		}
+		return false
+	}
+	delete(w.idle, k)
+	return true
 }
 
 // judged is a peer's verdict after its repair: a stale entry replaced

@@ -643,3 +643,49 @@ func TestWatchPermissionStops(t *testing.T) {
 		t.Fatal("Run did not stop within 10 s without the privilege to probe")
 	}
 }
+
+// An action that changes nothing (a refusal, a dry run's would-replace)
+// is counted once for an entry, not again at every check that finds the
+// entry as it was: a PERMANENT entry whose address moved, left alone
+// without IncludePermanent, is one refusal however often it is swept.
+// It is counted again once the entry or its owner changes.
+func TestWatchCountsRefusalOnce(t *testing.T) {
+	t.Parallel()
+	const pinned, moved = "198.18.0.2", "198.18.0.3"
+	tests := []struct {
+		name   string
+		policy RepairPolicy
+		action Action
+	}{
+		{"refused", RepairPolicy{}, ActionRefused},
+		{"dry run", RepairPolicy{DryRun: true, IncludePermanent: true}, ActionWouldReplace},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newWatchRig(t, watchNeigh(pinned, macA, StatePermanent), watchNeigh(moved, macA, StateReachable))
+			r.setHost(pinned, macB)
+			r.setHost(moved, macA)
+			policy := tt.policy
+			r.start(WatchConfig{Check: Options{Repair: &policy}, Interval: 20 * time.Millisecond, Poll: -1}, false)
+			// The first sweep's check found it; two more do.
+			for range 2 {
+				c, _ := r.waitCheck("a later sweep", func(c WatchCheck) bool { return watchChecked(c, pinned) })
+				if p := watchPeer(t, c, pinned); p.Action != tt.action {
+					t.Fatalf("%s: %s %s (%s); want %s", pinned, p.Verdict, p.Action, p.Reason, tt.action)
+				}
+			}
+			if st := r.w.Stats(); st.Repairs[tt.action] != 1 {
+				t.Errorf("after 3 checks that found it: %v %v; want 1 for the one entry", st.Repairs[tt.action], tt.action)
+			}
+			// The owner changes again: a new situation, counted again.
+			r.setHost(pinned, macC)
+			r.waitCheck("a sweep finding the new owner", func(c WatchCheck) bool {
+				return watchChecked(c, pinned) && watchPeer(t, c, pinned).Owner.String() == macC.String()
+			})
+			if st := r.w.Stats(); st.Repairs[tt.action] != 2 {
+				t.Errorf("after the owner changed: %v %v; want 2", st.Repairs[tt.action], tt.action)
+			}
+		})
+	}
+}

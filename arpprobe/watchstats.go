@@ -14,7 +14,11 @@ type WatchStats struct {
 	// Checks counts the checks of an address by cause; a check asked for
 	// by several causes counts under each.
 	Checks map[Cause]uint64
-	// Repairs counts the actions other than none taken on checked entries.
+	// Repairs counts the actions other than none taken on checked
+	// entries. An action that changes nothing (refused, would-replace,
+	// would-delete) is counted once for an entry, cached MAC and owner:
+	// the checks that find the entry so again, at every sweep, are not
+	// counted again.
 	Repairs map[Action]uint64
 	// Frames counts the frames of every check (sent, replies, kernel
 	// drops) and, in Received and Dropped, every frame the Watcher's

@@ -10,10 +10,10 @@
 // watching costs nothing extra between scrapes. The metrics, all named
 // arpcheck_watch_*:
 //
-//	entries{verdict}                 gauge      watched addresses by the verdict of their latest check, after repair
+//	peers{verdict}                   gauge      watched addresses by the verdict of their latest check, after repair
 //	checks_total{cause}              counter    addresses checked, by what asked (state, mac, new, wire, sweep)
-//	repairs_total{action}            counter    actions taken on entries (replaced, healed, deleted, refused, would-*)
-//	probes_total{kind}               counter    requests sent (unicast, broadcast)
+//	repair_actions_total{action}     counter    actions on checked entries (replaced, healed, deleted; refused, would-*)
+//	frames_sent_total{kind}          counter    requests sent (unicast, broadcast)
 //	replies_total                    counter    replies matched to a check
 //	frames_received_total            counter    ARP frames received, other hosts' requests included
 //	frames_dropped_total{reason}     counter    frames not used, by reason (kernel: socket buffer full)
@@ -25,6 +25,17 @@
 //	sweeps_total                     counter    sweeps started
 //	sweep_duration_seconds           gauge      how long the latest sweep took
 //	last_sweep_timestamp_seconds     gauge      when the latest sweep ended (Unix time; 0: none yet)
+//
+// They follow the naming of the metrics `arpcheck verify --format
+// prometheus` writes for node_exporter's textfile collector, which
+// describe one run: the same concept has the same name there without
+// "watch_" and "_total" (arpcheck_peers{verdict},
+// arpcheck_repair_actions{action}, arpcheck_frames_sent{kind},
+// arpcheck_frames_received, arpcheck_frames_dropped{reason}), and the
+// same labels and label values. A refusal is an action, not a repair:
+// repair_actions_total{action="refused"} counts the entries arpcheck
+// would have corrected but was not allowed to, each once (not at every
+// check that finds it so again).
 package watchmetrics
 
 import (
@@ -51,10 +62,12 @@ var metrics = []struct {
 	name, help string
 	labels     []string
 }{
-	{"entries", "Watched addresses by the verdict of their latest check, judged after its repair.", []string{"verdict"}},
+	{"peers", "Watched addresses by the verdict of their latest check, judged after its repair.", []string{"verdict"}},
 	{"checks_total", "Addresses checked, by what asked for the check.", []string{"cause"}},
-	{"repairs_total", "Actions taken on checked entries.", []string{"action"}},
-	{"probes_total", "ARP requests sent by checks.", []string{"kind"}},
+	{"repair_actions_total", "Repair actions on checked entries: replaced, healed and deleted changed the entry; " +
+		"refused (not allowed: a conflict, or a PERMANENT entry without --include-permanent) and would-* (dry run) " +
+		"changed nothing and are counted once per entry and situation.", []string{"action"}},
+	{"frames_sent_total", "ARP requests sent by checks.", []string{"kind"}},
 	{"replies_total", "ARP replies matched to a check.", nil},
 	{"frames_received_total", "ARP frames received on the watched interfaces, other hosts' requests included.", nil},
 	{"frames_dropped_total", "Received frames not used, by reason: kernel, the socket buffer was full; backlog, " +
@@ -102,16 +115,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, labels...)
 	}
 	for _, v := range arpprobe.Verdicts {
-		gauge("entries", float64(s.Entries[v]), string(v))
+		gauge("peers", float64(s.Entries[v]), string(v))
 	}
 	for _, cause := range arpprobe.Causes {
 		counter("checks_total", s.Checks[cause], string(cause))
 	}
 	for _, a := range actions {
-		counter("repairs_total", s.Repairs[a], string(a))
+		counter("repair_actions_total", s.Repairs[a], string(a))
 	}
-	counter("probes_total", s.Frames.SentUnicast, "unicast")
-	counter("probes_total", s.Frames.SentBroadcast, "broadcast")
+	counter("frames_sent_total", s.Frames.SentUnicast, "unicast")
+	counter("frames_sent_total", s.Frames.SentBroadcast, "broadcast")
 	counter("replies_total", s.Frames.Replies)
 	counter("frames_received_total", s.Frames.Received)
 	for r := arpprobe.DropReason(1); int(r) < len(s.Frames.Dropped); r++ {

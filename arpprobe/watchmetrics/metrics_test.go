@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -104,19 +105,19 @@ func TestMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"arpcheck_watch_entries", []string{"verdict", "ok"}, 40},
-		{"arpcheck_watch_entries", []string{"verdict", "stale"}, 2},
-		{"arpcheck_watch_entries", []string{"verdict", "dead"}, 1},
-		{"arpcheck_watch_entries", []string{"verdict", "conflict"}, 0},
+		{"arpcheck_watch_peers", []string{"verdict", "ok"}, 40},
+		{"arpcheck_watch_peers", []string{"verdict", "stale"}, 2},
+		{"arpcheck_watch_peers", []string{"verdict", "dead"}, 1},
+		{"arpcheck_watch_peers", []string{"verdict", "conflict"}, 0},
 		{"arpcheck_watch_checks_total", []string{"cause", "state"}, 7},
 		{"arpcheck_watch_checks_total", []string{"cause", "wire"}, 1},
 		{"arpcheck_watch_checks_total", []string{"cause", "mac"}, 0},
 		{"arpcheck_watch_checks_total", []string{"cause", "sweep"}, 430},
-		{"arpcheck_watch_repairs_total", []string{"action", "replaced"}, 3},
-		{"arpcheck_watch_repairs_total", []string{"action", "refused"}, 2},
-		{"arpcheck_watch_repairs_total", []string{"action", "healed"}, 0},
-		{"arpcheck_watch_probes_total", []string{"kind", "unicast"}, 500},
-		{"arpcheck_watch_probes_total", []string{"kind", "broadcast"}, 9},
+		{"arpcheck_watch_repair_actions_total", []string{"action", "replaced"}, 3},
+		{"arpcheck_watch_repair_actions_total", []string{"action", "refused"}, 2},
+		{"arpcheck_watch_repair_actions_total", []string{"action", "healed"}, 0},
+		{"arpcheck_watch_frames_sent_total", []string{"kind", "unicast"}, 500},
+		{"arpcheck_watch_frames_sent_total", []string{"kind", "broadcast"}, 9},
 		{"arpcheck_watch_replies_total", nil, 480},
 		{"arpcheck_watch_frames_received_total", nil, 1234},
 		{"arpcheck_watch_frames_dropped_total", []string{"reason", "unsolicited"}, 11},
@@ -135,6 +136,14 @@ func TestMetrics(t *testing.T) {
 		if got := value(fams, tt.name, tt.labels...); got != tt.want {
 			t.Errorf("%s%v = %v; want %v", tt.name, tt.labels, got, tt.want)
 		}
+	}
+	// promtool check metrics' linter: names, units, _total on counters.
+	var mfs []*dto.MetricFamily
+	for _, f := range fams {
+		mfs = append(mfs, f)
+	}
+	if problems, err := promlint.NewWithMetricFamilies(mfs).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
 	}
 	// Types, for PromQL's rate() and histogram_quantile().
 	for name, f := range fams {
@@ -185,8 +194,8 @@ func TestMetricsAtStart(t *testing.T) {
 		t.Errorf("last sweep timestamp %v; want 0", got)
 	}
 	for name, n := range map[string]int{
-		"arpcheck_watch_entries": len(arpprobe.Verdicts), "arpcheck_watch_checks_total": len(arpprobe.Causes),
-		"arpcheck_watch_repairs_total": 6, "arpcheck_watch_probes_total": 2,
+		"arpcheck_watch_peers": len(arpprobe.Verdicts), "arpcheck_watch_checks_total": len(arpprobe.Causes),
+		"arpcheck_watch_repair_actions_total": 6, "arpcheck_watch_frames_sent_total": 2,
 	} {
 		if got := len(fams[name].GetMetric()); got != n {
 			t.Errorf("%s: %d series; want %d", name, got, n)

@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
 
-// env is what the program talks to: its standard streams.
+// env is what the program talks to: its standard streams, and the
+// command line run is running (set by run).
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	args           []string
 }
 
 const description = `arpcheck checks the kernel's ARP cache against the wire: it asks each cached
@@ -90,7 +95,7 @@ func newApp(e *env) *cli.App {
 					"peer stops the command before anything is sent (exit 3).",
 				Flags:        checkFlags(),
 				Action:       e.checkAction,
-				OnUsageError: onUsageError,
+				OnUsageError: e.onCheckUsageError,
 			},
 			{
 				Name:      "repair",
@@ -101,7 +106,7 @@ func newApp(e *env) *cli.App {
 					"touched. With --delete-dead the entries of dead peers are deleted.",
 				Flags:        append(checkFlags(), repairFlags()...),
 				Action:       e.checkAction,
-				OnUsageError: onUsageError,
+				OnUsageError: e.onCheckUsageError,
 			},
 			{
 				Name:      "probe",
@@ -147,14 +152,75 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && c.Command.HelpName != "" {
 		name = c.Command.HelpName
 	}
-	return fail(fmt.Errorf("%v (see %s --help)", err, name))
+	return fail(&usageErr{fmt.Sprintf("%v (see %s --help)", err, name)})
+}
+
+// onCheckUsageError is onUsageError for verify and repair: a format
+// asked for on the command line or in the environment still reports
+// the failure.
+// The flags are scanned from the command line, as urfave/cli keeps
+// none of them after a parse error.
+func (e *env) onCheckUsageError(c *cli.Context, err error, sub bool) error {
+	format, output := formatText, ""
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{flagFormat, &format}, {flagOutput, &output}} {
+		if v, ok := os.LookupEnv(envVars(f.name)[0]); ok {
+			*f.dst = v
+		}
+		if v, ok := flagValue(c.Command, e.args, f.name); ok {
+			*f.dst = v
+		}
+	}
+	return e.reportFailure(c.Command.Name, format, output, time.Now(), onUsageError(c, err, sub))
+}
+
+// flagValue returns the value last given to the flag name of cmd on the
+// command line args (program, command, flags and arguments), and
+// whether it was given.
+func flagValue(cmd *cli.Command, args []string, name string) (value string, ok bool) {
+	if cmd == nil || len(args) < 2 {
+		return "", false
+	}
+	var names []string
+	takesValue := make(map[string]bool)
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+			if f.Names()[0] == name {
+				names = append(names, n)
+			}
+		}
+	}
+	tail := args[2:]
+	for i := 0; i < len(tail); i++ {
+		a := tail[i]
+		if a == "--" {
+			break // the arguments follow
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		n, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !hasValue && takesValue[n] && i+1 < len(tail) {
+			i++
+			v = tail[i]
+		}
+		if slices.Contains(names, n) {
+			value, ok = v, true
+		}
+	}
+	return value, ok
 }
 
 // run runs the command line args and returns the exit status; errors
 // go to e.stderr.
 func run(ctx context.Context, args []string, e *env) int {
 	app := newApp(e)
-	err := app.RunContext(ctx, flagsFirst(app, args))
+	e.args = flagsFirst(app, args)
+	err := app.RunContext(ctx, e.args)
 	if err == nil {
 		return exitOK
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 func TestFlagsFirst(t *testing.T) {
@@ -207,6 +209,37 @@ func TestRunVersionManCompletion(t *testing.T) {
 			if !strings.Contains(stdout, w) {
 				t.Errorf("%q: stdout does not contain %q:\n%s", tt.args, w, stdout)
 			}
+		}
+	}
+}
+
+// flagValue reads a flag's value from a command line that did not
+// parse, as the flag package would have read it.
+func TestFlagValue(t *testing.T) {
+	app := newApp(&env{})
+	var verify *cli.Command
+	for _, c := range app.Commands {
+		if c.Name == "verify" {
+			verify = c
+		}
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		want  string
+		found bool
+	}{
+		{"separate value", []string{"--format", "json", "--bogus"}, "json", true},
+		{"after =", []string{"--bogus", "-format=nagios"}, "nagios", true},
+		{"the last one counts", []string{"--format", "json", "--format", "text"}, "text", true},
+		{"a value that looks like the flag", []string{"--peers", "--format", "--timeout", "x"}, "", false},
+		{"after --", []string{"--", "--format", "json"}, "", false},
+		{"not given", []string{"-q", "--bogus"}, "", false},
+	}
+	for _, tt := range tests {
+		got, found := flagValue(verify, append([]string{"arpcheck", "verify"}, tt.args...), flagFormat)
+		if got != tt.want || found != tt.found {
+			t.Errorf("%s: flagValue(%q) = %q, %v; want %q, %v", tt.name, tt.args, got, found, tt.want, tt.found)
 		}
 	}
 }

@@ -37,20 +37,16 @@ func privilegeError(err error) error {
 
 // checkAction runs verify or repair.
 func (e *env) checkAction(c *cli.Context) error {
+	started := time.Now()
 	cfg, err := readCheckFlags(c, c.Command.Name == "repair")
 	if err != nil {
-		return err
+		return e.reportFailure(c.Command.Name, c.String(flagFormat), c.String(flagOutput), started, err)
 	}
 	res, err := e.check(c.Context, cfg)
 	if res == nil {
-		// Could not check: nagios and prometheus still say so.
-		if b, rerr := render(func(w io.Writer) error { return renderError(w, cfg.format, cfg.command, err) }); rerr == nil && len(b) > 0 {
-			if werr := emit(e.stdout, cfg.output, writeBytes(b)); werr != nil {
-				err = errors.Join(err, werr)
-			}
-		}
-		return fail(err)
+		return e.reportFailure(cfg.command, cfg.format, cfg.output, started, err)
 	}
+	res.err = err
 	if cfg.verbose {
 		fmt.Fprintln(e.stderr, "arpcheck: "+statsLine(&res.report.Stats))
 	}
@@ -62,6 +58,31 @@ func (e *env) checkAction(c *cli.Context) error {
 		res.status = exitUnknown
 	}
 	return &exitError{status: res.status, err: err}
+}
+
+// reportFailure ends a verify or repair (command) that could not check
+// anything, started at started, with status 3: the error goes to
+// standard error and, in format (if it is one), to standard output or to
+// output, so that monitoring reading the report learns why.
+func (e *env) reportFailure(command, format, output string, started time.Time, err error) error {
+	if !validFormat(format) {
+		return fail(err)
+	}
+	var ee *exitError
+	cause := err
+	if errors.As(err, &ee) && ee.err != nil {
+		cause = ee.err
+	}
+	b, rerr := render(func(w io.Writer) error { return renderError(w, format, command, started, cause) })
+	if rerr == nil && len(b) > 0 {
+		if output == "-" {
+			output = ""
+		}
+		if werr := emit(e.stdout, output, writeBytes(b)); werr != nil {
+			cause = errors.Join(cause, werr)
+		}
+	}
+	return fail(cause)
 }
 
 // check runs one verify or repair. It returns a nil result and an error
@@ -108,13 +129,13 @@ func (e *env) check(ctx context.Context, cfg *checkConfig) (*result, error) {
 	switch {
 	case ctx.Err() != nil:
 		res.status = exitUnknown
-		notes = append(notes, fmt.Errorf("interrupted; %d of %d peers not checked", rep.Summary.Unknown, rep.Summary.Checked))
+		notes = append(notes, fmt.Errorf("%w; %d of %d peers not checked", errInterrupted, rep.Summary.Unknown, rep.Summary.Checked))
 	case rep.Summary.Unknown > 0:
 		why := ""
 		if runCtx.Err() != nil {
 			why = fmt.Sprintf(" within the deadline of %s", cfg.deadline)
 		}
-		notes = append(notes, fmt.Errorf("%d of %d peers could not be checked%s", rep.Summary.Unknown, rep.Summary.Checked, why))
+		notes = append(notes, &uncheckedErr{unknown: rep.Summary.Unknown, checked: rep.Summary.Checked, why: why})
 	}
 	return res, errors.Join(notes...)
 }

@@ -34,7 +34,7 @@ func TestE2EPrivileges(t *testing.T) {
 		{name: "probe without capabilities", args: []string{"probe", "-c", "1", okIP.String()},
 			status: 3, stderr: []string{"probing needs CAP_NET_RAW", hint}},
 		{name: "nagios without capabilities", args: []string{"verify", "--format", "nagios", okIP.String()},
-			status: 3, stderr: []string{"CAP_NET_RAW"}, stdout: "ARPCHECK UNKNOWN - "},
+			status: 3, stderr: []string{"CAP_NET_RAW"}, stdout: "operation not permitted; probing needs CAP_NET_RAW; run as root"},
 		{name: "verify with CAP_NET_RAW", args: []string{"verify", okIP.String(), staleIP.String()},
 			ambient: []uintptr{capNetRaw}, status: 2, stdout: "stale"},
 		{name: "probe with CAP_NET_RAW", args: []string{"probe", "-c", "1", okIP.String()},

@@ -70,7 +70,7 @@ func TestE2EVerdicts(t *testing.T) {
 		t.Errorf("%s: reason %q; want it to name the gateway", behindGWIP, r.Peers[i].Reason)
 	}
 	want := map[string]int{"checked": 7, "ok": 1, "stale": 1, "dead": 1, "conflict": 1, "uncached": 1,
-		"offlink": 2, "unknown": 0, "repaired": 0}
+		"offlink": 2, "unknown": 0, "repaired": 0, "deleted": 0}
 	if !mapsEqual(r.Summary, want) {
 		t.Errorf("summary %v; want %v", r.Summary, want)
 	}
@@ -236,16 +236,19 @@ func TestE2EFormats(t *testing.T) {
 	})
 	t.Run("nagios", func(t *testing.T) {
 		o := arpcheck(t, l.Prober, args(append([]string{"verify", "--format", "nagios"}, peers...)...))
-		want := "ARPCHECK CRITICAL - 1 stale: " + staleIP.String() + "; 3 peers checked | checked=3 ok=1 stale=1 dead=0 conflict=0 uncached=1 offlink=0 unknown=0 repaired=0 duration="
-		if o.status != 2 || !strings.HasPrefix(o.stdout, want) || strings.Count(o.stdout, "\n") != 1 {
-			t.Errorf("want exit 2 and one line starting %q\n%s", want, o)
+		want := "ARPCHECK CRITICAL - 1 stale; 3 peers checked | checked=3;;;0 ok=1;;;0 stale=1;0;0;0 dead=0;0;;0 conflict=0;0;0;0 " +
+			"uncached=1;;;0 offlink=0;;;0 unknown=0;;;0 repaired=0;;;0 deleted=0;;;0 duration="
+		wantPeer := "stale " + staleIP.String() + " on lan0: cached " + wrongMAC.String() + " PERMANENT, answered by " + netns.HostMAC(2).String() + "\n"
+		if lines := strings.SplitAfter(o.stdout, "\n"); o.status != 2 || !strings.HasPrefix(o.stdout, want) || len(lines) != 3 || lines[1] != wantPeer {
+			t.Errorf("want exit 2, a first line starting %q and the long output %q\n%s", want, wantPeer, o)
 		}
 		o = arpcheck(t, l.Prober, args("verify", "--format", "nagios", okIP.String(), deadIP.String()))
-		if o.status != 1 || !strings.HasPrefix(o.stdout, "ARPCHECK WARNING - 1 dead: "+deadIP.String()+"; 2 peers checked | ") {
-			t.Errorf("want exit 1 and a WARNING line\n%s", o)
+		if o.status != 1 || !strings.HasPrefix(o.stdout, "ARPCHECK WARNING - 1 dead; 2 peers checked | ") ||
+			!strings.HasSuffix(o.stdout, "\ndead "+deadIP.String()+" on lan0: cached "+deadMAC.String()+" PERMANENT, no answer\n") {
+			t.Errorf("want exit 1, a WARNING line and the dead peer\n%s", o)
 		}
 		o = arpcheck(t, l.Prober, args("verify", "--format", "nagios", okIP.String()))
-		if o.status != 0 || !strings.HasPrefix(o.stdout, "ARPCHECK OK - 1 peer checked | checked=1 ok=1 ") {
+		if o.status != 0 || !strings.HasPrefix(o.stdout, "ARPCHECK OK - 1 peer checked | checked=1;;;0 ok=1;;;0 ") || strings.Count(o.stdout, "\n") != 1 {
 			t.Errorf("want exit 0 and an OK line\n%s", o)
 		}
 	})
@@ -281,7 +284,7 @@ func TestE2EChoosingPeers(t *testing.T) {
 		// .1 is the prober's own address: offlink. Nobody has .0, .4 or .7:
 		// dead. auto finds no conflict behind .5's healthy entry: ok.
 		want := map[string]int{"checked": 8, "ok": 2, "stale": 1, "dead": 3, "conflict": 0, "uncached": 1,
-			"offlink": 1, "unknown": 0, "repaired": 0}
+			"offlink": 1, "unknown": 0, "repaired": 0, "deleted": 0}
 		if !mapsEqual(r.Summary, want) {
 			t.Errorf("summary %v; want %v\n%s", r.Summary, want, o)
 		}

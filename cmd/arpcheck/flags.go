@@ -131,7 +131,7 @@ func probeFlags() []cli.Flag {
 
 // usageError is a mistake on the command line: exit 3 with a hint.
 func usageError(c *cli.Context, format string, args ...any) error {
-	return fail(fmt.Errorf("%s (see %s --help)", fmt.Sprintf(format, args...), c.Command.HelpName))
+	return fail(&usageErr{fmt.Sprintf("%s (see %s --help)", fmt.Sprintf(format, args...), c.Command.HelpName)})
 }
 
 // checkConfig is what verify and repair were asked to do.

@@ -20,6 +20,7 @@ type result struct {
 	dryRun  bool
 	report  *arpprobe.Report
 	status  int
+	err     error // why status is 3, if it is
 }
 
 // renderReport writes res in format to w.
@@ -35,15 +36,18 @@ func renderReport(w io.Writer, format string, res *result, quiet bool) error {
 	return writeText(w, res, quiet)
 }
 
-// renderError writes what a run that could not check says in format:
-// the nagios line and the Prometheus metrics say UNKNOWN; text and JSON
-// say nothing (the error goes to standard error).
-func renderError(w io.Writer, format, command string, err error) error {
+// renderError writes what a run started at started that could not
+// check says in format: the nagios line and the Prometheus metrics say
+// UNKNOWN, the JSON report has no peers, exit_code 3 and the error;
+// text says nothing (the error goes to standard error).
+func renderError(w io.Writer, format, command string, started time.Time, err error) error {
 	switch format {
 	case formatNagios:
 		return writeNagiosError(w, err)
 	case formatPrometheus:
 		return writePrometheusError(w, command, time.Now())
+	case formatJSON:
+		return writeJSONError(w, command, started, err)
 	}
 	return nil
 }

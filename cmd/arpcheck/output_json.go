@@ -16,7 +16,7 @@ import (
 
 type jsonPeer struct {
 	IP        string      `json:"ip"`
-	Interface string      `json:"interface"`
+	Interface *string     `json:"interface"` // null when none: offlink peers
 	Cached    *jsonEntry  `json:"cached"`
 	Replies   []jsonReply `json:"replies"`
 	Owner     *string     `json:"owner"`
@@ -50,6 +50,7 @@ type jsonSummary struct {
 	Offlink  int `json:"offlink"`
 	Unknown  int `json:"unknown"`
 	Repaired int `json:"repaired"`
+	Deleted  int `json:"deleted"` // extra: dead peers whose entry was deleted
 }
 
 type jsonStats struct {
@@ -88,6 +89,7 @@ type jsonTail struct {
 	DryRun   bool        `json:"dry_run,omitempty"`
 	ExitCode int         `json:"exit_code"`
 	Stats    jsonStats   `json:"stats"`
+	Error    *failure    `json:"error,omitempty"` // why exit_code is 3
 }
 
 func jsonHeadOf(res *result) jsonHead {
@@ -97,28 +99,34 @@ func jsonHeadOf(res *result) jsonHead {
 func jsonTailOf(res *result) jsonTail {
 	rep := res.report
 	s := rep.Summary
-	return jsonTail{
+	t := jsonTail{
 		Summary: jsonSummary{Checked: s.Checked, OK: s.OK, Stale: s.Stale, Dead: s.Dead, Conflict: s.Conflict,
-			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired},
+			Uncached: s.Uncached, Offlink: s.Offlink, Unknown: s.Unknown, Repaired: s.Repaired, Deleted: s.Deleted},
 		Started:  rep.Started.UTC(),
 		DryRun:   res.dryRun,
 		ExitCode: res.status,
 		Stats: jsonStats{SentUnicast: rep.Stats.SentUnicast, SentBroadcast: rep.Stats.SentBroadcast,
 			Received: rep.Stats.Received, Replies: rep.Stats.Replies, Dropped: droppedByReason(&rep.Stats)},
 	}
+	if res.status == exitUnknown && res.err != nil {
+		t.Error = describeFailure(res.err)
+	}
+	return t
 }
 
 // jsonPeerOf converts one peer of a report.
 func jsonPeerOf(p *arpprobe.Peer) jsonPeer {
 	jp := jsonPeer{
-		IP:        p.IP.String(),
-		Interface: p.Interface,
-		Cached:    jsonEntryOf(p.Cached),
-		Replies:   make([]jsonReply, len(p.Replies)),
-		Verdict:   string(p.Verdict),
-		Action:    string(p.Action),
-		Reason:    p.Reason,
-		After:     jsonEntryOf(p.After),
+		IP:      p.IP.String(),
+		Cached:  jsonEntryOf(p.Cached),
+		Replies: make([]jsonReply, len(p.Replies)),
+		Verdict: string(p.Verdict),
+		Action:  string(p.Action),
+		Reason:  p.Reason,
+		After:   jsonEntryOf(p.After),
+	}
+	if p.Interface != "" {
+		jp.Interface = &p.Interface
 	}
 	if p.Source.IsValid() {
 		jp.Source = p.Source.String()
@@ -141,6 +149,13 @@ func droppedByReason(st *arpprobe.Stats) map[string]uint64 {
 		m[r.String()] = st.Dropped[r]
 	}
 	return m
+}
+
+// writeJSONError writes the report of a run started at started that
+// could not check anything: no peers, exit_code 3, and the error.
+func writeJSONError(w io.Writer, command string, started time.Time, err error) error {
+	rep := &arpprobe.Report{Started: started, Duration: time.Since(started)}
+	return writeJSON(w, &result{command: command, report: rep, status: exitUnknown, err: err})
 }
 
 // writeJSON writes the report as one JSON object on one line, the same

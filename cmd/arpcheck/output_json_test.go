@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type jsonReport struct {
 	DryRun     bool        `json:"dry_run,omitempty"`
 	ExitCode   int         `json:"exit_code"`
 	Stats      jsonStats   `json:"stats"`
+	Error      *failure    `json:"error,omitempty"`
 }
 
 func TestWriteJSONStreamsTheWholeReport(t *testing.T) {
@@ -30,11 +32,14 @@ func TestWriteJSONStreamsTheWholeReport(t *testing.T) {
 	one.report.Peers = one.report.Peers[:1]
 	dry := sampleResult()
 	dry.dryRun = true
-	for name, res := range map[string]*result{"sample": sampleResult(), "no peers": empty, "one peer": one, "dry run": dry} {
+	failed := sampleResult()
+	failed.err = &uncheckedErr{unknown: 1, checked: 7}
+	for name, res := range map[string]*result{"sample": sampleResult(), "no peers": empty, "one peer": one, "dry run": dry,
+		"unknown peers": failed} {
 		h, tl := jsonHeadOf(res), jsonTailOf(res)
 		whole := jsonReport{Version: h.Version, Command: h.Command, DurationMS: h.DurationMS,
 			Peers:   make([]jsonPeer, len(res.report.Peers)),
-			Summary: tl.Summary, Started: tl.Started, DryRun: tl.DryRun, ExitCode: tl.ExitCode, Stats: tl.Stats}
+			Summary: tl.Summary, Started: tl.Started, DryRun: tl.DryRun, ExitCode: tl.ExitCode, Stats: tl.Stats, Error: tl.Error}
 		for i := range res.report.Peers {
 			whole.Peers[i] = jsonPeerOf(&res.report.Peers[i])
 		}
@@ -45,6 +50,9 @@ func TestWriteJSONStreamsTheWholeReport(t *testing.T) {
 		var got bytes.Buffer
 		if err := writeJSON(&got, res); err != nil {
 			t.Fatalf("%s: %v", name, err)
+		}
+		if (res.err != nil) != strings.Contains(got.String(), `"error":{"cause":"unchecked"`) {
+			t.Errorf("%s: error field wrong for err %v:\n%s", name, res.err, got.String())
 		}
 		if got.String() != want.String() {
 			t.Errorf("%s: writeJSON wrote\n%s\nwant\n%s", name, got.String(), want.String())

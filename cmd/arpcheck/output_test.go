@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func TestJSONSchema(t *testing.T) {
 			got["version"], got["command"], got["duration_ms"], got["exit_code"])
 	}
 	wantSummary := map[string]any{"checked": 7.0, "ok": 1.0, "stale": 1.0, "dead": 1.0, "conflict": 1.0,
-		"uncached": 1.0, "offlink": 1.0, "unknown": 1.0, "repaired": 1.0}
+		"uncached": 1.0, "offlink": 1.0, "unknown": 1.0, "repaired": 1.0, "deleted": 0.0}
 	if !reflect.DeepEqual(got["summary"], wantSummary) {
 		t.Errorf("summary = %v\nwant %v", got["summary"], wantSummary)
 	}
@@ -76,9 +77,9 @@ func TestJSONSchema(t *testing.T) {
 		t.Errorf("conflict peer = %v; want owner null, two replies, refused", conflict)
 	}
 	offlink := peers[5].(map[string]any)
-	if offlink["cached"] != nil || offlink["after"] != nil || offlink["owner"] != nil || offlink["interface"] != "" ||
-		!reflect.DeepEqual(offlink["replies"], []any{}) {
-		t.Errorf("offlink peer = %v; want cached, after and owner null, no interface, replies []", offlink)
+	if iface, ok := offlink["interface"]; offlink["cached"] != nil || offlink["after"] != nil || offlink["owner"] != nil ||
+		!ok || iface != nil || !reflect.DeepEqual(offlink["replies"], []any{}) || offlink["reason"] == "" {
+		t.Errorf("offlink peer = %v; want cached, after, owner and interface null, replies [], a reason", offlink)
 	}
 	uncached := peers[4].(map[string]any)
 	if !reflect.DeepEqual(uncached["cached"], map[string]any{"mac": "", "state": "FAILED"}) || uncached["after"] != nil {
@@ -157,24 +158,65 @@ func dryRun() *result {
 
 func TestNagios(t *testing.T) {
 	many := healthyResult()
-	for i := 0; i < 7; i++ {
+	for i := 0; i < maxNagiosPeers+2; i++ {
 		p := sampleResult().report.Peers[2] // dead
 		p.IP = netip.AddrFrom4([4]byte{198, 18, 1, byte(i)})
 		many.report.Peers = append(many.report.Peers, p)
 	}
-	many.report.Summary.Checked, many.report.Summary.Dead = 10, 7
+	many.report.Summary.Checked, many.report.Summary.Dead = 3+maxNagiosPeers+2, maxNagiosPeers+2
 	many.status = exitStatus(many.report.Peers)
+	var manyLines []string
+	for i := 0; i < maxNagiosPeers; i++ {
+		manyLines = append(manyLines, fmt.Sprintf("dead 198.18.1.%d on lan0: cached 02:00:00:00:00:98 STALE, no answer", i))
+	}
+	deleted := sampleResult()
+	deleted.report.Peers = deleted.report.Peers[:3]
+	deleted.report.Peers[2].Action, deleted.report.Peers[2].After = arpprobe.ActionDeleted, nil
+	deleted.report.Summary = arpprobe.Summary{Checked: 3, OK: 1, Stale: 1, Dead: 1, Repaired: 1, Deleted: 1}
+	deleted.status = exitStatus(deleted.report.Peers)
+	noRepair := sampleResult()
+	noRepair.report.Peers = noRepair.report.Peers[:2]
+	noRepair.report.Peers[1].Action = arpprobe.ActionNone
+	noRepair.report.Summary = arpprobe.Summary{Checked: 2, OK: 1, Stale: 1}
+	noRepair.status, noRepair.err = exitUnknown, errors.New("write failed: operation not permitted\nrepair needs CAP_NET_ADMIN")
 	tests := []struct {
-		name string
-		res  *result
-		want string
+		name  string
+		res   *result
+		want  []string
+		lines int // of the output; 0: len(want)
 	}{
-		{name: "unknown", res: sampleResult(), want: "ARPCHECK UNKNOWN - 1 unknown: 198.18.0.7; 1 conflict: 198.18.0.5; 1 dead left: 198.18.0.4; " +
-			"7 peers checked, 1 repaired | checked=7 ok=1 stale=1 dead=1 conflict=1 uncached=1 offlink=1 unknown=1 repaired=1 duration=1.235s"},
-		{name: "ok", res: healthyResult(), want: "ARPCHECK OK - 3 peers checked | checked=3 ok=1 stale=0 dead=0 conflict=0 uncached=1 offlink=1 unknown=0 repaired=0 duration=1.235s"},
-		{name: "critical, dry run", res: dryRun(), want: "ARPCHECK CRITICAL - 1 stale left: 198.18.0.3; 1 peer checked | checked=1 ok=0 stale=1 dead=0 conflict=0 uncached=0 offlink=0 unknown=0 repaired=0 duration=1.235s"},
-		{name: "warning, many addresses cut", res: many, want: "ARPCHECK WARNING - 7 dead: 198.18.1.0 198.18.1.1 198.18.1.2 198.18.1.3 198.18.1.4 ...; " +
-			"10 peers checked | checked=10 ok=1 stale=0 dead=7 conflict=0 uncached=1 offlink=1 unknown=0 repaired=0 duration=1.235s"},
+		{name: "unknown", res: sampleResult(), want: []string{
+			"ARPCHECK UNKNOWN - 1 unknown, 1 conflict, 1 dead left; 7 peers checked, 1 repaired | checked=7;;;0 ok=1;;;0 " +
+				"stale=0;0;0;0 dead=1;0;;0 conflict=1;0;0;0 uncached=1;;;0 offlink=1;;;0 unknown=1;;;0 repaired=1;;;0 deleted=0;;;0 duration=1.235s;;;0",
+			"unknown 198.18.0.7 on lan0: deadline exceeded before the peer was checked",
+			"conflict 198.18.0.5 on lan0: cached 02:00:00:00:00:05 REACHABLE, answered by 02:00:00:00:00:05 02:00:00:00:00:06; " +
+				"refused (conflict: 2 MACs answer for 198.18.0.5; not choosing one)",
+			"dead 198.18.0.4 on lan0: cached 02:00:00:00:00:98 STALE, no answer",
+			"stale 198.18.0.3 on lan0: cached 02:00:00:00:00:99 STALE, answered by 02:00:00:00:00:03; replaced",
+		}},
+		{name: "ok", res: healthyResult(), want: []string{"ARPCHECK OK - 3 peers checked | checked=3;;;0 ok=1;;;0 stale=0;0;0;0 dead=0;0;;0 " +
+			"conflict=0;0;0;0 uncached=1;;;0 offlink=1;;;0 unknown=0;;;0 repaired=0;;;0 deleted=0;;;0 duration=1.235s;;;0"}},
+		{name: "critical, dry run", res: dryRun(), want: []string{
+			"ARPCHECK CRITICAL - 1 stale left; 1 peer checked (dry run: nothing changed) | checked=1;;;0 ok=0;;;0 stale=1;0;0;0 " +
+				"dead=0;0;;0 conflict=0;0;0;0 uncached=0;;;0 offlink=0;;;0 unknown=0;;;0 repaired=0;;;0 deleted=0;;;0 duration=1.235s;;;0",
+			"stale 198.18.0.3 on lan0: cached 02:00:00:00:00:99 STALE, answered by 02:00:00:00:00:03; would-replace",
+		}},
+		{name: "deleted by --delete-dead, repaired: OK", res: deleted, want: []string{
+			"ARPCHECK OK - 3 peers checked, 1 repaired, 1 deleted | checked=3;;;0 ok=1;;;0 stale=0;0;0;0 dead=0;0;;0 " +
+				"conflict=0;0;0;0 uncached=0;;;0 offlink=0;;;0 unknown=0;;;0 repaired=1;;;0 deleted=1;;;0 duration=1.235s;;;0",
+			"stale 198.18.0.3 on lan0: cached 02:00:00:00:00:99 STALE, answered by 02:00:00:00:00:03; replaced",
+			"dead 198.18.0.4 on lan0: cached 02:00:00:00:00:98 STALE, no answer; deleted",
+		}},
+		{name: "repair failed: the error first in the long output", res: noRepair, want: []string{
+			"ARPCHECK UNKNOWN - 1 stale left; 2 peers checked | checked=2;;;0 ok=1;;;0 stale=1;0;0;0 dead=0;0;;0 " +
+				"conflict=0;0;0;0 uncached=0;;;0 offlink=0;;;0 unknown=0;;;0 repaired=0;;;0 deleted=0;;;0 duration=1.235s;;;0",
+			"write failed: operation not permitted; repair needs CAP_NET_ADMIN",
+			"stale 198.18.0.3 on lan0: cached 02:00:00:00:00:99 STALE, answered by 02:00:00:00:00:03",
+		}},
+		{name: "warning, many peers: a short first line, the list cut", res: many, lines: 1 + maxNagiosPeers + 1, want: append(append([]string{
+			"ARPCHECK WARNING - 52 dead; 55 peers checked | checked=55;;;0 ok=1;;;0 stale=0;0;0;0 dead=52;0;;0 " +
+				"conflict=0;0;0;0 uncached=1;;;0 offlink=1;;;0 unknown=0;;;0 repaired=0;;;0 deleted=0;;;0 duration=1.235s;;;0"},
+			manyLines...), "... and 2 more")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,8 +224,12 @@ func TestNagios(t *testing.T) {
 			if err := writeNagios(&b, tt.res); err != nil {
 				t.Fatal(err)
 			}
-			if got := b.String(); got != tt.want+"\n" {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
+			if got, want := b.String(), strings.Join(tt.want, "\n")+"\n"; got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			first, _, _ := strings.Cut(b.String(), " | ")
+			if len(first) > 120 || strings.Contains(first, "198.") {
+				t.Errorf("first line's text is %d characters: %q; want status and counts only", len(first), first)
 			}
 		})
 	}
@@ -195,7 +241,7 @@ func TestNagiosError(t *testing.T) {
 	if werr := writeNagiosError(&b, err); werr != nil {
 		t.Fatal(werr)
 	}
-	want := "ARPCHECK UNKNOWN - listen on lan0: raw sockets need CAP_NET_RAW: operation not permitted probing needs CAP_NET_RAW; a/b\n"
+	want := "ARPCHECK UNKNOWN - listen on lan0: raw sockets need CAP_NET_RAW: operation not permitted; probing needs CAP_NET_RAW; a/b\n"
 	if b.String() != want {
 		t.Errorf("got  %q\nwant %q", b.String(), want)
 	}

@@ -282,9 +282,7 @@ func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, running
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flagWatchListen, err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(watchmetrics.New(w), collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := watchRegistry(w)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
@@ -308,6 +306,16 @@ func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, running
 		srv.Shutdown(sctx)
 		<-done
 	}, nil
+}
+
+// watchRegistry returns the metrics watch serves: the Watcher's
+// (package watchmetrics), arpcheck_build_info as the textfile has it,
+// and the Go runtime's and the process's.
+func watchRegistry(src watchmetrics.Source) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(watchmetrics.New(src), newBuildInfo("watch"), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // health says what is wrong with a watcher ("" when nothing): it must be

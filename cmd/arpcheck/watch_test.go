@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -184,8 +185,11 @@ func TestWatchBinary(t *testing.T) {
 		}
 		return watchSeries(fams[name], labels...)
 	}
-	if ok := metric("arpcheck_watch_entries", "verdict", "ok"); ok != 2 {
+	if ok := metric("arpcheck_watch_peers", "verdict", "ok"); ok != 2 {
 		t.Errorf("after the first sweep: %v entries ok; want 2", ok)
+	}
+	if v := metric("arpcheck_build_info", "command", "watch", "version", binaryVersion(t)); v != 1 {
+		t.Errorf(`arpcheck_build_info{command="watch",version=%q} = %v; want 1`, binaryVersion(t), v)
 	}
 
 	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x03}
@@ -200,8 +204,8 @@ func TestWatchBinary(t *testing.T) {
 		return ""
 	})
 	watchEventually(t, "the repair in the metrics", func() string {
-		got := fmt.Sprint(metric("arpcheck_watch_repairs_total", "action", "replaced"),
-			metric("arpcheck_watch_checks_total", "cause", "wire"), metric("arpcheck_watch_entries", "verdict", "ok"))
+		got := fmt.Sprint(metric("arpcheck_watch_repair_actions_total", "action", "replaced"),
+			metric("arpcheck_watch_checks_total", "cause", "wire"), metric("arpcheck_watch_peers", "verdict", "ok"))
 		if got != "1 1 2" {
 			return "replaced, wire checks, ok entries: " + got
 		}
@@ -216,7 +220,7 @@ func TestWatchBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	watchEventually(t, "the new list in the metrics", func() string {
-		if n := metric("arpcheck_watch_entries", "verdict", "ok"); n != 1 {
+		if n := metric("arpcheck_watch_peers", "verdict", "ok"); n != 1 {
 			return fmt.Sprintf("%v entries ok", n)
 		}
 		return ""
@@ -257,6 +261,17 @@ func TestWatchBinary(t *testing.T) {
 	if code, _ := get("/healthz"); code != 0 {
 		t.Errorf("/healthz still answers (%d) after watch stopped", code)
 	}
+}
+
+// binaryVersion is the version the binary under test reports.
+func binaryVersion(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(binary(t), "version").Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 2 {
+		t.Fatalf("arpcheck version: %q, %v", out, err)
+	}
+	return f[1]
 }
 
 // watchSeries is the value of f's series with labels (name, value

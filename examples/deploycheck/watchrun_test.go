@@ -114,11 +114,11 @@ func TestWatchUnitRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("/metrics is not valid Prometheus text: %v", err)
 	}
-	if got := series[`arpcheck_watch_entries{verdict="ok"}`]; got != 2 {
-		t.Errorf(`arpcheck_watch_entries{verdict="ok"} = %v; want 2`, got)
+	if got := series[`arpcheck_watch_peers{verdict="ok"}`]; got != 2 {
+		t.Errorf(`arpcheck_watch_peers{verdict="ok"} = %v; want 2`, got)
 	}
-	if got := series[`arpcheck_watch_repairs_total{action="replaced"}`] + series[`arpcheck_watch_repairs_total{action="healed"}`]; got != 1 {
-		t.Errorf("arpcheck_watch_repairs_total replaced + healed = %v; want 1", got)
+	if got := series[`arpcheck_watch_repair_actions_total{action="replaced"}`] + series[`arpcheck_watch_repair_actions_total{action="healed"}`]; got != 1 {
+		t.Errorf("arpcheck_watch_repair_actions_total replaced + healed = %v; want 1", got)
 	}
 
 	// systemctl reload: the signal ExecReload sends.

@@ -134,10 +134,10 @@ func TestAlertRules(t *testing.T) {
 		ok   func(a alertRule) bool
 	}{
 		{"stale entries present", func(a alertRule) bool {
-			return uses(a, "arpcheck_watch_entries", func(vs *parser.VectorSelector) bool { return has(vs, "verdict", "stale") })
+			return uses(a, "arpcheck_watch_peers", func(vs *parser.VectorSelector) bool { return has(vs, "verdict", "stale") })
 		}},
 		{"repairs happening", func(a alertRule) bool {
-			return uses(a, "arpcheck_watch_repairs_total", func(vs *parser.VectorSelector) bool {
+			return uses(a, "arpcheck_watch_repair_actions_total", func(vs *parser.VectorSelector) bool {
 				return a.inRate[vs] && has(vs, "action", "replaced")
 			})
 		}},
@@ -314,10 +314,10 @@ func TestCheckAlertSelectorsFinds(t *testing.T) {
 	fams := watchFamilies(t)
 	p := parser.NewParser(parser.Options{})
 	tests := []struct{ expr, want string }{
-		{`arpcheck_watch_entrys > 0`, "does not export"},
-		{`arpcheck_watch_entries{verdit="stale"} > 0`, "has no label verdit"},
-		{`arpcheck_watch_entries{verdict="stal"} > 0`, `has no value "stal"`},
-		{`rate(arpcheck_watch_repairs_total{action=~"replaced|heal"}[5m]) > 0`, `has no value "heal"`},
+		{`arpcheck_watch_peerz > 0`, "does not export"},
+		{`arpcheck_watch_peers{verdit="stale"} > 0`, "has no label verdit"},
+		{`arpcheck_watch_peers{verdict="stal"} > 0`, `has no value "stal"`},
+		{`rate(arpcheck_watch_repair_actions_total{action=~"replaced|heal"}[5m]) > 0`, `has no value "heal"`},
 		{`node_arp_entries > 0`, "arpcheck does not export"},
 	}
 	for _, tt := range tests {

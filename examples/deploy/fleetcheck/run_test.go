@@ -192,11 +192,11 @@ func TestDaemonSetRuns(t *testing.T) {
 		}
 		return n
 	}
-	if got := sum("arpcheck_watch_entries", "ok"); got != 2 {
-		t.Errorf(`arpcheck_watch_entries{verdict="ok"} = %v; want 2`, got)
+	if got := sum("arpcheck_watch_peers", "ok"); got != 2 {
+		t.Errorf(`arpcheck_watch_peers{verdict="ok"} = %v; want 2`, got)
 	}
-	if got := sum("arpcheck_watch_repairs_total", "replaced", "healed"); got != 1 {
-		t.Errorf("arpcheck_watch_repairs_total replaced and healed = %v; want 1", got)
+	if got := sum("arpcheck_watch_repair_actions_total", "replaced", "healed"); got != 1 {
+		t.Errorf("arpcheck_watch_repair_actions_total replaced and healed = %v; want 1", got)
 	}
 
 	// Memory: the peak so far, on a LAN of two peers, fits the request
