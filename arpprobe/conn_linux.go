@@ -17,10 +17,11 @@ import (
 )
 
 // DefaultReadBuffer is the size, in bytes, of the receive ring that
-// ListenARP maps: room for about 29,000 ARP frames, some 25 ms of a
-// storm of 1.2 million frames a second, so neither a burst of replies to a
-// large probe nor a storm is dropped while the reader is busy.
-const DefaultReadBuffer = 4 << 20
+// ListenARP maps, libpcap's default: room for about 14,500 ARP frames
+// that pass the socket filter, so neither a burst of replies to a large
+// probe nor a storm is dropped while the reader is busy for a moment. It
+// counts in the process's resident memory.
+const DefaultReadBuffer = 2 << 20
 
 // ListenConfig holds the options of a socket opened by its Listen method.
 // The zero value is the configuration ListenARP uses.

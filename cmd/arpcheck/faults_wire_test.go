@@ -108,8 +108,8 @@ func TestE2EReceiveBufferOverrun(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// The receive ring (DefaultReadBuffer) holds some 29,000 such
-	// frames; wait for more than three times as many, then let the run
+	// The receive ring (DefaultReadBuffer) holds some 14,500 such
+	// frames; wait for several times as many, then let the run
 	// go on after the storm.
 	for from := fl.Sent(); fl.Sent() < from+100_000; {
 		time.Sleep(10 * time.Millisecond)

@@ -51,17 +51,17 @@ func newMetrics(command string) *metrics {
 		sent:      vec("arpcheck_frames_sent", "ARP requests sent by the last run.", "kind"),
 		received:  gauge("arpcheck_frames_received", "Frames received by the last run that passed the socket filter."),
 		dropped:   vec("arpcheck_frames_dropped", "Frames of the last run not used, by reason (kernel: the socket buffer was full).", "reason"),
-		buildInfo: newBuildInfo(command),
+		buildInfo: buildInfoMetric(command),
 	}
 	m.reg.MustRegister(m.exitCode, m.lastRun, m.duration, m.checked, m.peers, m.repaired, m.actions,
 		m.peer, m.sent, m.received, m.dropped, m.buildInfo)
 	return m
 }
 
-// newBuildInfo returns arpcheck_build_info, 1, labelled with the
+// buildInfoMetric returns arpcheck_build_info, 1, labelled with the
 // command that exports it (verify, repair, watch) and the version: the
 // one metric of the same name in the textfile and in watch's /metrics.
-func newBuildInfo(command string) prometheus.Gauge {
+func buildInfoMetric(command string) prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "arpcheck_build_info",
 		Help:        "Version of arpcheck that exports these metrics; always 1.",
 		ConstLabels: prometheus.Labels{"command": command, "version": versionString()}})

@@ -313,7 +313,7 @@ func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, running
 // and the Go runtime's and the process's.
 func watchRegistry(src watchmetrics.Source) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(watchmetrics.New(src), newBuildInfo("watch"), collectors.NewGoCollector(),
+	reg.MustRegister(watchmetrics.New(src), buildInfoMetric("watch"), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
