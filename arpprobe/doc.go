@@ -23,7 +23,22 @@
 //     broadcast request (who owns it now?). One raw socket and one reader
 //     goroutine per interface serve every peer at once: replies are
 //     matched to probes by sender address, every silent peer shares the
-//     same timeout windows, and frames are paced by rate limits.
+//     same timeout windows, and frames are paced by rate limits. Under
+//     BroadcastAuto the broadcast follows Timeout/5 of unicast silence, and
+//     a probe listens BroadcastWait (0.9 s) after its first broadcast, so
+//     that a proxy ARP answer, which Linux delays up to 0.8 s, is heard.
+//
+// # ARP storms
+//
+// Frames reach the prober through a socket filter that drops in the
+// kernel whatever can never answer a request (malformed, tagged, from a
+// broadcast, multicast or zero sender MAC) and a memory-mapped receive
+// ring, read a block of frames at a time without a system call. If the
+// kernel still drops received frames while a peer's attempt is awaited,
+// its silence proves nothing: the peer is asked again, up to Attempts
+// more times, and is unknown only if drops hid every attempt that could
+// tell. A reply that arrived always counts. A silence is judged only once
+// the reader has seen every frame that arrived before the window closed.
 //  3. Classify. Classify turns the snapshot entry and the distinct MACs
 //     that answered into a Verdict: ok, stale, dead, conflict or uncached
 //     (offlink and unknown are decided around probing).
