@@ -85,7 +85,7 @@ func TestReadmeSnippetBuilds(t *testing.T) {
 var longFlag = regexp.MustCompile("(?:^|[\\s`(|])(--[a-z][a-z0-9-]*)")
 
 // otherTools are the programs the README compares arpcheck with.
-var otherTools = []string{"arp-scan", "arping"}
+var otherTools = []string{"arp-scan", "arping", "systemctl"}
 
 // otherTool reports whether the flag at md[i:] belongs to one of
 // otherTools: one of them is named before it on the same line, and no
@@ -96,7 +96,8 @@ func otherTool(md string, i int) bool {
 	for _, tool := range otherTools {
 		last = max(last, strings.LastIndex(line, tool))
 	}
-	return last >= 0 && !strings.Contains(line[last:], "arpcheck")
+	// "arpcheck " as a command; "arpcheck-watch" is a unit's name.
+	return last >= 0 && !strings.Contains(line[last:], "arpcheck ")
 }
 
 // Every long flag the README names is a flag of some arpcheck command
@@ -105,7 +106,7 @@ func otherTool(md string, i int) bool {
 // prompt parses.
 func TestReadmeFlagsExist(t *testing.T) {
 	md := readme(t)
-	commands := []string{"verify", "repair", "probe", "watch"}
+	commands := []string{"verify", "repair", "probe", "watch", "doctor"}
 	flags := map[string]map[string]bool{}
 	for _, c := range commands {
 		flags[c] = cliFlags(t, c)
