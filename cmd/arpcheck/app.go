@@ -157,9 +157,8 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 
 // onCheckUsageError is onUsageError for verify and repair: a format
 // asked for on the command line or in the environment still reports
-// the failure.
-// The flags are scanned from the command line, as urfave/cli keeps
-// none of them after a parse error.
+// the failure. --format and --output are read from the command line
+// here, as urfave/cli keeps no flag after a parse error.
 func (e *env) onCheckUsageError(c *cli.Context, err error, sub bool) error {
 	format, output := formatText, ""
 	for _, f := range []struct {
