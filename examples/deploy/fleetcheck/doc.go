@@ -1,7 +1,7 @@
 // Package fleetcheck holds the tests of the fleet deployment files in
 // examples/deploy: the Kubernetes manifests (kubernetes/), the container
-// build (container/Containerfile) and the Prometheus alerts. It has no
-// code of its own.
+// build (container/Containerfile), the Prometheus alerts and the Grafana
+// dashboard. It has no code of its own.
 //
 // The tests decode the manifests with the Kubernetes API types and the
 // Prometheus Operator's types, strictly (an unknown or misspelt field
@@ -9,7 +9,10 @@
 // not privileged, probes on the port watch listens on, flags that
 // arpcheck watch has. The alert rules go through Prometheus's own rule
 // loader and PromQL parser, and every metric and label value they select
-// must be one arpcheck watch exports. The Containerfile's build command
+// must be one arpcheck watch exports. The Grafana dashboard
+// (grafana/arpcheck.json) gets the same checks, against the metrics the
+// binary writes on a namespace LAN (watch's /metrics and the textfile
+// metrics of verify and repair). The Containerfile's build command
 // is run here, and the DaemonSet's command line runs on a LAN of network
 // namespaces with the container's user and capabilities.
 //

@@ -24,12 +24,41 @@ import (
 // alertRule is one alert of prometheusrule.yaml, its expression parsed.
 type alertRule struct {
 	name      string
+	kind      string // "" for an alert; "dashboard" for a dashboard's query
 	rule      monitoringv1.Rule
 	expr      parser.Expr
 	selectors []*parser.VectorSelector
 	// counters are the selectors of counters, each with whether it is
 	// inside rate, irate or increase.
 	inRate map[*parser.VectorSelector]bool
+}
+
+// String names the rule in messages: alert NAME, or the dashboard
+// query's place.
+func (a alertRule) String() string {
+	if a.kind == "" {
+		return "alert " + a.name
+	}
+	return a.name
+}
+
+// selectorsOf returns expr with its selectors, each marked with whether
+// it is inside rate, irate or increase.
+func selectorsOf(name string, expr parser.Expr) alertRule {
+	a := alertRule{name: name, expr: expr, inRate: map[*parser.VectorSelector]bool{}}
+	parser.Inspect(expr, func(n parser.Node, path []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		a.selectors = append(a.selectors, vs)
+		a.inRate[vs] = slices.ContainsFunc(path, func(n parser.Node) bool {
+			c, ok := n.(*parser.Call)
+			return ok && slices.Contains([]string{"rate", "irate", "increase"}, c.Func.Name)
+		})
+		return nil
+	})
+	return a
 }
 
 // loadRules checks rule groups as Prometheus loads a rule file: the
@@ -65,19 +94,8 @@ func alertRules(t *testing.T) []alertRule {
 			if err != nil {
 				t.Fatalf("alert %s: %v", r.Alert, err) // loadRules has said so already
 			}
-			a := alertRule{name: r.Alert, rule: r, expr: expr, inRate: map[*parser.VectorSelector]bool{}}
-			parser.Inspect(expr, func(n parser.Node, path []parser.Node) error {
-				vs, ok := n.(*parser.VectorSelector)
-				if !ok {
-					return nil
-				}
-				a.selectors = append(a.selectors, vs)
-				a.inRate[vs] = slices.ContainsFunc(path, func(n parser.Node) bool {
-					c, ok := n.(*parser.Call)
-					return ok && slices.Contains([]string{"rate", "irate", "increase"}, c.Func.Name)
-				})
-				return nil
-			})
+			a := selectorsOf(r.Alert, expr)
+			a.rule = r
 			rules = append(rules, a)
 		}
 	}
@@ -234,12 +252,12 @@ func selectorProblems(source string, rules []alertRule, fams map[string]*dto.Met
 			}
 			n++
 			if !strings.HasPrefix(vs.Name, "arpcheck_") {
-				report("alert %s selects %s, which arpcheck does not export", a.name, vs.Name)
+				report("%s selects %s, which arpcheck does not export", a, vs.Name)
 				continue
 			}
 			fam := fams[vs.Name]
 			if fam == nil {
-				report("alert %s selects %s, which %s does not export", a.name, vs.Name, source)
+				report("%s selects %s, which %s does not export", a, vs.Name, source)
 				continue
 			}
 			values := map[string][]string{}
@@ -248,28 +266,32 @@ func selectorProblems(source string, rules []alertRule, fams map[string]*dto.Met
 					values[l.GetName()] = append(values[l.GetName()], l.GetValue())
 				}
 			}
+			for k, v := range values {
+				slices.Sort(v)
+				values[k] = slices.Compact(v)
+			}
 			for _, m := range vs.LabelMatchers {
 				if m.Name == labels.MetricName || slices.Contains(targetLabels, m.Name) {
 					continue
 				}
 				vals, ok := values[m.Name]
 				if !ok {
-					report("alert %s: %s has no label %s (%s)", a.name, vs.Name, m.Name, source)
+					report("%s: %s has no label %s (%s)", a, vs.Name, m.Name, source)
 					continue
 				}
 				for _, want := range literalAlternatives(m) {
 					if !slices.Contains(vals, want) {
-						report("alert %s: %s{%s}: %s has no value %q; it has %q (%s)", a.name, vs.Name, m, m.Name, want, vals, source)
+						report("%s: %s{%s}: %s has no value %q; it has %q (%s)", a, vs.Name, m, m.Name, want, vals, source)
 					}
 				}
 				if (m.Type == labels.MatchEqual || m.Type == labels.MatchRegexp) && !slices.ContainsFunc(vals, m.Matches) {
-					report("alert %s: %s{%s} matches none of %q (%s)", a.name, vs.Name, m, vals, source)
+					report("%s: %s{%s} matches none of %q (%s)", a, vs.Name, m, vals, source)
 				}
 			}
 		}
 	}
 	if n == 0 {
-		report("the alerts select no arpcheck metric")
+		report("the queries select no arpcheck metric")
 	}
 	return problems
 }
