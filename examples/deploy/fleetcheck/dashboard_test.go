@@ -230,9 +230,9 @@ func TestDashboardQueries(t *testing.T) {
 		metric, label, value string   // label "": any series
 		by                   []string // labels the result keeps
 	}{
-		{"watch: stale entries per node", "arpcheck_watch_entries", "verdict", "stale", []string{"instance"}},
-		{"watch: repairs per node", "arpcheck_watch_repairs_total", "action", "replaced", []string{"instance", "action"}},
-		{"watch: conflicts", "arpcheck_watch_entries", "verdict", "conflict", nil},
+		{"watch: stale entries per node", "arpcheck_watch_peers", "verdict", "stale", []string{"instance"}},
+		{"watch: repairs per node", "arpcheck_watch_repair_actions_total", "action", "replaced", []string{"instance", "action"}},
+		{"watch: conflicts", "arpcheck_watch_peers", "verdict", "conflict", nil},
 		{"watch: time from event to repair", "arpcheck_watch_event_lag_seconds_bucket", "", "", []string{"le"}},
 		{"watch: dropped frames per node", "arpcheck_watch_frames_dropped_total", "reason", "kernel", []string{"instance", "reason"}},
 		{"watch: which detection source asks for checks", "arpcheck_watch_checks_total", "", "", []string{"cause"}},
@@ -269,16 +269,16 @@ func TestDashboardChecksFind(t *testing.T) {
 		desc, json, want string
 	}{
 		{"unknown variable",
-			`{"panels":[{"title":"P","targets":[{"refId":"A","expr":"arpcheck_watch_entries{instance=~\"$host\"}"}]}]}`,
+			`{"panels":[{"title":"P","targets":[{"refId":"A","expr":"arpcheck_watch_peers{instance=~\"$host\"}"}]}]}`,
 			"unknown variable $host"},
 		{"not PromQL",
-			`{"panels":[{"title":"P","targets":[{"refId":"A","expr":"sum by instance (arpcheck_watch_entries)"}]}]}`,
+			`{"panels":[{"title":"P","targets":[{"refId":"A","expr":"sum by instance (arpcheck_watch_peers)"}]}]}`,
 			"PromQL"},
 		{"misspelt metric in a collapsed row",
 			`{"panels":[{"type":"row","panels":[{"title":"P","targets":[{"refId":"A","expr":"arpcheck_watch_entrys"}]}]}]}`,
 			"does not export"},
 		{"label a variable reads is missing",
-			`{"templating":{"list":[{"name":"v","type":"query","query":{"query":"label_values(arpcheck_watch_entries, node)"}}]}}`,
+			`{"templating":{"list":[{"name":"v","type":"query","query":{"query":"label_values(arpcheck_watch_peers, node)"}}]}}`,
 			"has no label node"},
 		{"histogram bucket label value",
 			`{"panels":[{"title":"P","targets":[{"refId":"A","expr":"rate(arpcheck_watch_event_lag_seconds_bucket{le=\"7\"}[$__rate_interval])"}]}]}`,
@@ -400,7 +400,7 @@ func exposedMetrics(t *testing.T) map[string]*dto.MetricFamily {
 	get := proctest.Getter(lan.Prober)
 	// Replaced, or healed: the kernel itself takes the owner's MAC from a
 	// reply that comes more than locktime (1 s) after the entry was seeded.
-	repaired := regexp.MustCompile(`(?m)^arpcheck_watch_repairs_total\{action="(replaced|healed)"\} [1-9]`)
+	repaired := regexp.MustCompile(`(?m)^arpcheck_watch_repair_actions_total\{action="(replaced|healed)"\} [1-9]`)
 	var body string
 	proctest.WaitFor(t, 20*time.Second, "arpcheck watch's /metrics counting the repair", func() (bool, string) {
 		status, b, err := get("http://127.0.0.1:9808/metrics")
