@@ -40,6 +40,12 @@ type writeDeadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// rejectCounter is the optional interface of a FrameConn that can say
+// how many frames its kernel filter rejected, by reason, since Listen.
+type rejectCounter interface {
+	kernelRejects() ([numDropReasons]uint64, error)
+}
+
 // batchReader is an optional interface of a FrameConn that hands the
 // frames it receives over in batches, each with the time it arrived in the
 // kernel, and can tell up to when it has handed over every frame the

@@ -38,6 +38,11 @@ type ListenConfig struct {
 	// (net.core.rmem_default), and each read is a system call — cheaper
 	// for a socket that only sends.
 	ReadBuffer int
+
+	// ClassicFilter keeps the classic BPF socket filter even when the
+	// process may load the eBPF one that counts what it rejects
+	// (Stats.Rejected; see ebpf_linux.go).
+	ClassicFilter bool
 }
 
 // ListenARP opens an AF_PACKET socket on ifi that receives IPv4 ARP
@@ -99,6 +104,18 @@ func (lc ListenConfig) Listen(ifi *net.Interface) (FrameConn, error) {
 		pc.Close()
 		return nil, err
 	}
+	if !lc.ClassicFilter {
+		// The counting filter where the process may load it
+		// (CAP_BPF); the classic one, already attached, otherwise.
+		if f, err := loadCountingFilter(ifi.Index, lc.Requests); err == nil {
+			var aerr error
+			if err := c.rc.Control(func(fd uintptr) { aerr = f.attach(int(fd)) }); err == nil && aerr == nil {
+				c.filter = f
+			} else {
+				f.Close()
+			}
+		}
+	}
 	if lc.ReadBuffer >= 0 {
 		size := lc.ReadBuffer
 		if size == 0 {
@@ -156,6 +173,9 @@ type packetConn struct {
 	ring  *rxRing
 	rmu   sync.Mutex
 	mapMu sync.RWMutex
+
+	// filter is the counting eBPF filter, or nil for the classic one.
+	filter *countingFilter
 
 	// Owned by the reader.
 	readFn func(fd uintptr) bool
@@ -420,6 +440,19 @@ func (c *packetConn) KernelDrops() (uint64, error) {
 	return uint64(st[1]), nil
 }
 
+// errNotCounted is what kernelRejects says when the classic filter is
+// in use: the kernel cannot count what it rejects.
+var errNotCounted = errors.New("the classic socket filter counts nothing")
+
+// kernelRejects returns what the counting filter rejected since Listen,
+// by reason.
+func (c *packetConn) kernelRejects() ([numDropReasons]uint64, error) {
+	if c.filter == nil {
+		return [numDropReasons]uint64{}, errNotCounted
+	}
+	return c.filter.rejects()
+}
+
 // Close closes the socket; a waiting ReadFrame returns an error for which
 // errors.Is(err, net.ErrClosed) is true. Closing twice is an error.
 func (c *packetConn) Close() error {
@@ -427,6 +460,9 @@ func (c *packetConn) Close() error {
 		return &connError{op: "close", ifname: c.ifname, err: net.ErrClosed}
 	}
 	err := c.pc.Close() // wakes a waiting reader
+	if c.filter != nil {
+		err = errors.Join(err, c.filter.Close())
+	}
 	if c.ring != nil {
 		c.rmu.Lock()
 		c.mapMu.Lock()

@@ -396,8 +396,20 @@ func TestListenARPExchange(t *testing.T) {
 
 // TestListenARPFilter injects frames from B and checks which ones a
 // replies-only socket, a socket for requests too, and an unfiltered
-// socket in A receive.
+// socket in A receive: with the counting eBPF filter (as root), which
+// must also count each rejected frame for its reason, and with the
+// classic one.
 func TestListenARPFilter(t *testing.T) {
+	for _, classic := range []bool{false, true} {
+		name := "ebpf"
+		if classic {
+			name = "classic"
+		}
+		t.Run(name, func(t *testing.T) { testListenARPFilter(t, classic) })
+	}
+}
+
+func testListenARPFilter(t *testing.T, classic bool) {
 	v := newVeth(t)
 	// A macvlan on va: frames for its MAC reach va's sockets with the
 	// macvlan as their device.
@@ -411,8 +423,11 @@ func TestListenARPFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	replies := listenIn(t, v.a, v.ifA, ListenConfig{})
-	requests := listenIn(t, v.a, v.ifA, ListenConfig{Requests: true})
+	replies := listenIn(t, v.a, v.ifA, ListenConfig{ClassicFilter: classic})
+	requests := listenIn(t, v.a, v.ifA, ListenConfig{Requests: true, ClassicFilter: classic})
+	if counted := replies.filter != nil; counted == classic {
+		t.Fatalf("counting filter loaded: %v, want %v (as root)", counted, !classic)
+	}
 	var all *packet.Conn
 	err = v.a.Do(func() (err error) {
 		all, err = packet.Listen(v.ifA, packet.Raw, unix.ETH_P_ALL, nil)
@@ -441,6 +456,7 @@ func TestListenARPFilter(t *testing.T) {
 		replies  bool // the replies-only socket gets it
 		requests bool // the socket with Requests gets it
 		drop     DropReason
+		rejected DropReason // why the counting filter rejects it (both sockets), if it does
 	}{
 		{name: "reply", frame: reply(), replies: true, requests: true},
 		{name: "reply 60 bytes", frame: arpFrame(t, arp.OperationReply, macB, senderIP(), macA, vethAddrA), replies: true, requests: true},
@@ -448,21 +464,24 @@ func TestListenARPFilter(t *testing.T) {
 		{name: "broadcast reply", frame: edit(reply(), setDst(ethernet.Broadcast)), replies: true, requests: true},
 		{name: "broadcast request", frame: request(), requests: true},
 		{name: "unicast request", frame: edit(request(), setDst(macA)), requests: true},
-		{name: "reply with a broadcast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], ethernet.Broadcast) })},
-		{name: "reply with a multicast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], []byte{0x01, 0, 0x5e, 0, 0, 1}) })},
-		{name: "reply with a zero sender MAC", frame: edit(reply(), func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) })},
+		{name: "reply with a broadcast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], ethernet.Broadcast) }), rejected: DropSender},
+		{name: "reply with a multicast sender MAC", frame: edit(reply(), func(b []byte) { copy(b[offSenderMAC:], []byte{0x01, 0, 0x5e, 0, 0, 1}) }), rejected: DropSender},
+		{name: "reply with a zero sender MAC", frame: edit(reply(), func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) }), rejected: DropSender},
+		// The replies-only socket rejects a request before it looks at
+		// the sender, uncounted; the other counts it for its sender.
 		{name: "request with a zero sender MAC", frame: edit(request(), func(b []byte) { clear(b[offSenderMAC : offSenderMAC+6]) })},
+		// Never offered to a socket bound to ETH_P_ARP: nothing to count.
 		{name: "IPv4 EtherType", frame: edit(reply(), func(b []byte) { b[12], b[13] = 0x08, 0x00 })},
-		{name: "htype 6", frame: edit(reply(), func(b []byte) { b[15] = 6 })},
-		{name: "ptype IPv6", frame: edit(reply(), func(b []byte) { b[16], b[17] = 0x86, 0xdd })},
-		{name: "hlen 8", frame: edit(reply(), func(b []byte) { b[18] = 8 })},
-		{name: "plen 16", frame: edit(reply(), func(b []byte) { b[19] = 16 })},
-		{name: "opcode 3", frame: edit(reply(), func(b []byte) { b[21] = 3 })},
-		{name: "41 bytes", frame: reply()[:41]},
-		{name: "802.1Q tagged reply", frame: tag(reply(), etherTypeVLAN, 5)},
-		{name: "802.1Q tagged request", frame: tag(request(), etherTypeVLAN, 5)},
-		{name: "reply to another MAC", frame: edit(reply(), setDst(net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0x99}))},
-		{name: "reply to a macvlan on va", frame: edit(reply(), setDst(mvMAC))},
+		{name: "htype 6", frame: edit(reply(), func(b []byte) { b[15] = 6 }), rejected: DropFormat},
+		{name: "ptype IPv6", frame: edit(reply(), func(b []byte) { b[16], b[17] = 0x86, 0xdd }), rejected: DropFormat},
+		{name: "hlen 8", frame: edit(reply(), func(b []byte) { b[18] = 8 }), rejected: DropFormat},
+		{name: "plen 16", frame: edit(reply(), func(b []byte) { b[19] = 16 }), rejected: DropFormat},
+		{name: "opcode 3", frame: edit(reply(), func(b []byte) { b[21] = 3 }), rejected: DropOpcode},
+		{name: "41 bytes", frame: reply()[:41], rejected: DropShort},
+		{name: "802.1Q tagged reply", frame: tag(reply(), etherTypeVLAN, 5), rejected: DropOtherHost},
+		{name: "802.1Q tagged request", frame: tag(request(), etherTypeVLAN, 5), rejected: DropOtherHost},
+		{name: "reply to another MAC", frame: edit(reply(), setDst(net.HardwareAddr{0x02, 0x00, 0x5e, 0x00, 0x00, 0x99})), rejected: DropOtherHost},
+		{name: "reply to a macvlan on va", frame: edit(reply(), setDst(mvMAC)), rejected: DropOtherHost},
 	}
 	for _, tt := range tests {
 		if err := inject.WriteFrame(tt.frame); err != nil {
@@ -491,6 +510,33 @@ func TestListenARPFilter(t *testing.T) {
 	gotReplies := read("replies-only", replies)
 	gotRequests := read("requests", requests)
 	gotAll := readAll(t, all, last)
+
+	// What the counting filters counted: each rejected frame, for its
+	// reason, on each socket; the replies-only socket rejects requests
+	// without counting them. Frames of the kernels may add to the counts.
+	var want [numDropReasons]uint64
+	for _, tt := range tests {
+		if tt.rejected != DropNone {
+			want[tt.rejected]++
+		}
+	}
+	for name, c := range map[string]*packetConn{"replies-only": replies, "requests": requests} {
+		got, err := c.kernelRejects()
+		if classic {
+			if !errors.Is(err, errNotCounted) {
+				t.Errorf("%s socket, classic filter: kernelRejects error %v, want errNotCounted", name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s socket: %v", name, err)
+		}
+		for r := DropShort; r < numDropReasons; r++ {
+			if got[r] < want[r] || want[r] == 0 && got[r] != 0 && r != DropOtherHost {
+				t.Errorf("%s socket: counting filter rejected %d frames for %s, want %d", name, got[r], r, want[r])
+			}
+		}
+	}
 
 	has := func(frames [][]byte, b []byte) bool {
 		for _, f := range frames {

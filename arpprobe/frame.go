@@ -69,10 +69,11 @@ const (
 	DropSender                 // sender MAC broadcast, multicast or all-zero
 	DropUnsolicited            // a reply nobody waits for: an address not asked about, or asked and done with (late)
 	DropVLAN                   // tagged with a VLAN ID: for a VLAN other than the interface's
+	DropOtherHost              // for another host or an upper device (VLAN, macvlan): counted by the kernel's filter only
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{"none", "short", "not-arp", "format", "opcode", "sender", "unsolicited", "vlan"}
+var dropNames = [numDropReasons]string{"none", "short", "not-arp", "format", "opcode", "sender", "unsolicited", "vlan", "other-host"}
 
 // String returns a short name for the reason, as used in reports.
 func (r DropReason) String() string {

@@ -197,7 +197,8 @@ func TestDropReasonString(t *testing.T) {
 		{DropSender, "sender"},
 		{DropUnsolicited, "unsolicited"},
 		{DropVLAN, "vlan"},
-		{numDropReasons, "drop(8)"},
+		{DropOtherHost, "other-host"},
+		{numDropReasons, "drop(9)"},
 		{200, "drop(200)"},
 	}
 	for _, tt := range tests {

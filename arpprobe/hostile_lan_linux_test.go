@@ -244,6 +244,15 @@ func checkDrops(t *testing.T, st Stats) {
 	if st.KernelDrops != 0 {
 		t.Logf("the kernel dropped %d frames for want of buffer space", st.KernelDrops)
 	}
+	// As root the counting filter is in use, and counts what it rejects.
+	if !st.RejectsCounted {
+		t.Errorf("the kernel's rejections were not counted; want the counting (eBPF) filter as root")
+	}
+	for _, r := range []DropReason{DropShort, DropFormat, DropOpcode, DropSender, DropOtherHost} {
+		if st.Rejected[r] == 0 {
+			t.Errorf("rejected %v; want the flood's %s frames counted by the kernel's filter", st.Rejected, r)
+		}
+	}
 }
 
 var hlPeers = []string{hlHealthy, hlRecycled, hlConflict, hlUncached, hlDead}

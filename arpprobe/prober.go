@@ -180,6 +180,10 @@ func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (St
 	after := r.linkCounters()
 	st.Received = after.Received - before.Received
 	st.KernelDrops = after.KernelDrops - before.KernelDrops
+	st.RejectsCounted = after.RejectsCounted
+	for i := range st.Rejected {
+		st.Rejected[i] = after.Rejected[i] - before.Rejected[i]
+	}
 	for i := range st.Dropped {
 		st.Dropped[i] = after.Dropped[i] - before.Dropped[i]
 	}

@@ -116,8 +116,16 @@ type Stats struct {
 	// Dropped counts received frames not used, by reason.
 	Dropped [numDropReasons]uint64
 	// KernelDrops counts frames the kernel dropped because the socket's
-	// receive buffer was full.
+	// receive ring was full.
 	KernelDrops uint64
+	// Rejected counts, by reason, the frames the kernel's socket filter
+	// rejected before they were queued (malformed, tagged, for another
+	// host, from a sender MAC no host can have), when it could count
+	// them: RejectsCounted says so. Counting needs the eBPF filter, which
+	// needs CAP_BPF; the classic filter, used without it, rejects the
+	// same frames uncounted.
+	Rejected       [numDropReasons]uint64
+	RejectsCounted bool
 }
 
 // DroppedTotal returns the number of frames dropped for any reason,

@@ -191,6 +191,14 @@ func (r *run) linkCounters() (s Stats) {
 		c := l.counters()
 		s.Received += c.Received
 		s.KernelDrops += l.pollDrops()
+		if rc, ok := l.conn.(rejectCounter); ok {
+			if rej, err := rc.kernelRejects(); err == nil {
+				s.RejectsCounted = true
+				for i := range rej {
+					s.Rejected[i] += rej[i]
+				}
+			}
+		}
 		for i := range s.Dropped {
 			s.Dropped[i] += c.Dropped[i]
 		}

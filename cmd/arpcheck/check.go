@@ -155,6 +155,19 @@ func statsLine(st *arpprobe.Stats) string {
 	if len(drops) > 0 {
 		dropped = strings.Join(drops, ", ")
 	}
-	return fmt.Sprintf("frames: sent %d unicast, %d broadcast; received %d, %d replies to our requests; dropped: %s",
-		st.SentUnicast, st.SentBroadcast, st.Received, st.Replies, dropped)
+	rejected := "not counted (the classic filter: no CAP_BPF)"
+	if st.RejectsCounted {
+		var rej []string
+		for r := arpprobe.DropShort; int(r) < len(st.Rejected); r++ {
+			if st.Rejected[r] > 0 {
+				rej = append(rej, fmt.Sprintf("%s %d", r, st.Rejected[r]))
+			}
+		}
+		rejected = "none"
+		if len(rej) > 0 {
+			rejected = strings.Join(rej, ", ")
+		}
+	}
+	return fmt.Sprintf("frames: sent %d unicast, %d broadcast; received %d, %d replies to our requests; dropped: %s; rejected by the kernel's filter: %s",
+		st.SentUnicast, st.SentBroadcast, st.Received, st.Replies, dropped, rejected)
 }

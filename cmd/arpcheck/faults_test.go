@@ -202,6 +202,20 @@ func TestE2EHostileFlood(t *testing.T) {
 			if st.Stats.Dropped["sender"] != 0 || st.Stats.Dropped["unsolicited"] == 0 {
 				t.Errorf("JSON dropped %v; want no bogus senders (the kernel's filter drops them), unsolicited replies counted", st.Stats.Dropped)
 			}
+			// As root the kernel's filter counts what it rejects.
+			var rej struct {
+				Stats struct {
+					Rejected map[string]uint64 `json:"rejected"`
+				} `json:"stats"`
+			}
+			if err := json.Unmarshal([]byte(o.stdout), &rej); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []string{"short", "format", "opcode", "sender", "other-host"} {
+				if rej.Stats.Rejected[r] == 0 {
+					t.Errorf("JSON rejected %v; want the flood's %s frames counted by the kernel's filter", rej.Stats.Rejected, r)
+				}
+			}
 			if !regexp.MustCompile(`dropped: .*unsolicited \d+`).MatchString(o.stderr) {
 				t.Errorf("--verbose does not count the dropped frames\n%s", o)
 			}

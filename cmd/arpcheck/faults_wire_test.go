@@ -158,16 +158,27 @@ func jsonNumber(n uint64) string {
 
 // --verbose reports the frames the kernel dropped for want of buffer
 // space next to those arpcheck dropped, and says none when there were
-// none.
+// none; then what the kernel's filter rejected, or that it could not
+// count them.
 func TestStatsLineKernelDrops(t *testing.T) {
 	var st arpprobe.Stats
-	if got := statsLine(&st); !strings.HasSuffix(got, "dropped: none") {
-		t.Errorf("no drops: %q; want it to end with dropped: none", got)
+	tests := []struct {
+		name string
+		set  func()
+		want string
+	}{
+		{"nothing", func() {}, "; dropped: none; rejected by the kernel's filter: not counted (the classic filter: no CAP_BPF)"},
+		{"drops", func() { st.KernelDrops, st.Dropped[arpprobe.DropSender] = 12, 3 },
+			"; dropped: sender 3, kernel 12; rejected by the kernel's filter: not counted (the classic filter: no CAP_BPF)"},
+		{"counted, none", func() { st.RejectsCounted = true }, "; dropped: sender 3, kernel 12; rejected by the kernel's filter: none"},
+		{"counted", func() { st.Rejected[arpprobe.DropShort], st.Rejected[arpprobe.DropOtherHost] = 5, 7 },
+			"; dropped: sender 3, kernel 12; rejected by the kernel's filter: short 5, other-host 7"},
 	}
-	st.KernelDrops = 12
-	st.Dropped[arpprobe.DropSender] = 3
-	if got, want := statsLine(&st), "dropped: sender 3, kernel 12"; !strings.HasSuffix(got, want) {
-		t.Errorf("statsLine = %q; want it to end with %q", got, want)
+	for _, tt := range tests {
+		tt.set()
+		if got := statsLine(&st); !strings.HasSuffix(got, tt.want) {
+			t.Errorf("%s: statsLine = %q; want it to end with %q", tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -58,7 +58,10 @@ type jsonStats struct {
 	SentBroadcast uint64            `json:"sent_broadcast"`
 	Received      uint64            `json:"received"`
 	Replies       uint64            `json:"replies"`
-	Dropped       map[string]uint64 `json:"dropped"` // by reason; "kernel": the socket's buffer was full
+	Dropped       map[string]uint64 `json:"dropped"` // by reason; "kernel": the receive ring was full
+	// Rejected: frames the kernel's socket filter rejected, by reason;
+	// absent when it could not count them (no CAP_BPF).
+	Rejected map[string]uint64 `json:"rejected,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -106,7 +109,8 @@ func jsonTailOf(res *result) jsonTail {
 		DryRun:   res.dryRun,
 		ExitCode: res.status,
 		Stats: jsonStats{SentUnicast: rep.Stats.SentUnicast, SentBroadcast: rep.Stats.SentBroadcast,
-			Received: rep.Stats.Received, Replies: rep.Stats.Replies, Dropped: droppedByReason(&rep.Stats)},
+			Received: rep.Stats.Received, Replies: rep.Stats.Replies, Dropped: droppedByReason(&rep.Stats),
+			Rejected: rejectedByReason(&rep.Stats)},
 	}
 	if res.status == exitUnknown && res.err != nil {
 		t.Error = describeFailure(res.err)
@@ -147,6 +151,21 @@ func droppedByReason(st *arpprobe.Stats) map[string]uint64 {
 	m := map[string]uint64{"kernel": st.KernelDrops}
 	for r := arpprobe.DropReason(1); int(r) < len(st.Dropped); r++ {
 		m[r.String()] = st.Dropped[r]
+	}
+	return m
+}
+
+// rejectedByReason names the frames the kernel's filter rejected, by
+// reason, or is nil when they were not counted.
+func rejectedByReason(st *arpprobe.Stats) map[string]uint64 {
+	if !st.RejectsCounted {
+		return nil
+	}
+	m := map[string]uint64{}
+	for r := arpprobe.DropShort; int(r) < len(st.Rejected); r++ {
+		if r != arpprobe.DropUnsolicited && r != arpprobe.DropVLAN {
+			m[r.String()] = st.Rejected[r]
+		}
 	}
 	return m
 }
