@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -146,16 +147,16 @@ func (s *PingStats) Loss() float64 {
 func Ping(ctx context.Context, cfg PingConfig) (PingStats, error) {
 	st := PingStats{Target: cfg.Target}
 	if !cfg.Target.Is4() {
-		return st, fmt.Errorf("arpprobe: ping %s: %w: not an IPv4 address", cfg.Target, ErrBadPeer)
+		return st, fmt.Errorf("arpprobe: probe %s: %w: not an IPv4 address", cfg.Target, ErrBadPeer)
 	}
 	if cfg.Count < 0 || cfg.Interval < 0 || cfg.Timeout < 0 || cfg.Settle < 0 {
-		return st, fmt.Errorf("arpprobe: ping: %w: negative count, interval, timeout or settle", errOptions)
+		return st, fmt.Errorf("arpprobe: probe: %w: negative count, interval, timeout or settle", errOptions)
 	}
 	if cfg.MAC != nil && (len(cfg.MAC) != 6 || !unicastMAC([6]byte(cfg.MAC))) {
-		return st, fmt.Errorf("arpprobe: ping: %w: %s is not a unicast Ethernet address", errOptions, cfg.MAC)
+		return st, fmt.Errorf("arpprobe: probe: %w: %s is not a unicast Ethernet address", errOptions, cfg.MAC)
 	}
 	if cfg.Source.IsValid() && !cfg.Source.Is4() {
-		return st, fmt.Errorf("arpprobe: ping: %w: source %s is not IPv4", errOptions, cfg.Source)
+		return st, fmt.Errorf("arpprobe: probe: %w: source %s is not IPv4", errOptions, cfg.Source)
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultPingInterval
@@ -186,7 +187,7 @@ func Ping(ctx context.Context, cfg PingConfig) (PingStats, error) {
 	ifi := &net.Interface{Index: link.Index, Name: link.Name, HardwareAddr: link.MAC}
 	conn, err := cfg.Listen(ifi)
 	if err != nil {
-		return st, fmt.Errorf("arpprobe: ping %s: %w", cfg.Target, err)
+		return st, fmt.Errorf("arpprobe: probe %s: %w", cfg.Target, err)
 	}
 	p := &pinger{cfg: cfg, conn: conn, st: &st, mac: [6]byte(link.MAC),
 		frames: make(chan pingFrame, 64), quit: make(chan struct{}), done: make(chan struct{})}
@@ -203,11 +204,11 @@ func Ping(ctx context.Context, cfg PingConfig) (PingStats, error) {
 func pingRoute(ctx context.Context, cfg PingConfig) (Link, netip.Addr, error) {
 	links, err := cfg.Topology.Links(ctx)
 	if err != nil {
-		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: ping: links: %w", err)
+		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: probe: links: %w", err)
 	}
 	routes, err := cfg.Topology.Routes(ctx)
 	if err != nil {
-		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: ping: routes: %w", err)
+		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: probe: routes: %w", err)
 	}
 	var link *Link
 	if cfg.Interface != "" {
@@ -234,13 +235,13 @@ func pingRoute(ctx context.Context, cfg PingConfig) (Link, netip.Addr, error) {
 			}
 		}
 		if link == nil {
-			return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: ping %s: route to interface %d: %w", cfg.Target, ps[0].Ifindex, ErrUnknownInterface)
+			return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: probe %s: route to interface %d: %w", cfg.Target, ps[0].Ifindex, ErrUnknownInterface)
 		}
 		src = ps[0].Source
 	case onLink:
 		src = ps[0].Source
 	case link == nil:
-		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: ping %s: %w: %s (give an interface to ask on it anyway)", cfg.Target, ErrNotOnLink, ps[0].Reason)
+		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: probe %s: %w: %s%s", cfg.Target, ErrNotOnLink, ps[0].Reason, askAnyway(links))
 	default:
 		src = source(netip.Addr{}, link, cfg.Target)
 	}
@@ -248,10 +249,10 @@ func pingRoute(ctx context.Context, cfg PingConfig) (Link, netip.Addr, error) {
 		src = cfg.Source
 	}
 	if len(link.MAC) != 6 || link.Loopback || link.NoARP {
-		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: ping on %s: not an Ethernet interface that uses ARP", link.Name)
+		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: probe on %s: not an Ethernet interface that uses ARP", link.Name)
 	}
 	if !link.Up {
-		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: ping on %s: interface is down", link.Name)
+		return Link{}, netip.Addr{}, fmt.Errorf("arpprobe: probe on %s: interface is down", link.Name)
 	}
 	return *link, src, nil
 }
@@ -351,7 +352,7 @@ func (p *pinger) loop(ctx context.Context) error {
 			// The reader may time a reply before WriteFrame returns.
 			now = time.Now()
 			if err := p.conn.WriteFrame(tmpl); err != nil {
-				return fmt.Errorf("arpprobe: ping %s: %w", p.cfg.Target, err)
+				return fmt.Errorf("arpprobe: probe %s: %w", p.cfg.Target, err)
 			}
 			p.seq++
 			p.st.Sent++
@@ -379,7 +380,7 @@ func (p *pinger) loop(ctx context.Context) error {
 		case <-timer.C:
 		case fr := <-p.frames:
 			if fr.err != nil {
-				return fmt.Errorf("arpprobe: ping %s: %w", p.cfg.Target, fr.err)
+				return fmt.Errorf("arpprobe: probe %s: %w", p.cfg.Target, fr.err)
 			}
 			p.reply(fr.f, fr.time)
 			if !end.IsZero() && p.request(p.seq).answered {
@@ -437,4 +438,21 @@ func (p *pinger) reply(f Frame, now time.Time) {
 	if p.cfg.OnReply != nil {
 		p.cfg.OnReply(r)
 	}
+}
+
+// askAnyway returns the advice for a target not on a directly connected
+// subnet: the interfaces that could be asked anyway (up, Ethernet, using
+// ARP), or "" when there is none, so that no advice names an interface
+// that cannot work.
+func askAnyway(links []Link) string {
+	var names []string
+	for _, l := range links {
+		if len(l.MAC) == 6 && !l.Loopback && !l.NoARP && l.Up {
+			names = append(names, l.Name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (name an interface that uses ARP to ask on it anyway: %s)", strings.Join(names, ", "))
 }

@@ -279,8 +279,30 @@ func TestPingErrors(t *testing.T) {
 		name  string
 		setup func(lan *fakeLAN, cfg *PingConfig)
 		err   string // substring
+		not   string // substring the error must not hold
 		perm  bool   // errors.Is(err, os.ErrPermission)
 	}{
+		{name: "route through a NOARP interface", setup: func(_ *fakeLAN, c *PingConfig) {
+			tbl := oneLAN()
+			tbl.links = append(tbl.links, Link{Index: 3, Name: "tun3", Up: true, NoARP: true,
+				Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.49.1/24")}})
+			tbl.routes = append(tbl.routes, Route{Dst: netip.MustParsePrefix("198.18.49.0/24"), Ifindex: 3})
+			c.Topology, c.Target = tbl, netip.MustParseAddr("198.18.49.11")
+		}, err: "arpprobe: probe 198.18.49.11: not on a directly connected subnet: route 198.18.49.0/24 is through tun3, which does not use ARP (name an interface that uses ARP to ask on it anyway: fake2)",
+			not: "tun3)"},
+		{name: "NOARP route, no interface that uses ARP", setup: func(_ *fakeLAN, c *PingConfig) {
+			c.Topology = &fakeTable{
+				links: []Link{{Index: 3, Name: "tun3", Up: true, NoARP: true,
+					Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.49.1/24")}}},
+				routes: []Route{{Dst: netip.MustParsePrefix("198.18.49.0/24"), Ifindex: 3}},
+			}
+			c.Target = netip.MustParseAddr("198.18.49.11")
+		}, err: "which does not use ARP", not: "anyway"},
+		{name: "given interface does not use ARP", setup: func(_ *fakeLAN, c *PingConfig) {
+			tbl := oneLAN()
+			tbl.links[0].NoARP = true
+			c.Topology, c.Interface = tbl, "fake2"
+		}, err: "arpprobe: probe on fake2: not an Ethernet interface that uses ARP", not: "ping"},
 		{name: "IPv6 target", setup: func(_ *fakeLAN, c *PingConfig) { c.Target = netip.MustParseAddr("2001:db8::1") },
 			err: "not an IPv4 address"},
 		{name: "multicast MAC", setup: func(_ *fakeLAN, c *PingConfig) { c.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} },
@@ -312,6 +334,9 @@ func TestPingErrors(t *testing.T) {
 			st, err := Ping(context.Background(), cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.err) || errors.Is(err, os.ErrPermission) != tt.perm {
 				t.Errorf("Ping = %v; want an error containing %q, permission %v", err, tt.err, tt.perm)
+			}
+			if err != nil && tt.not != "" && strings.Contains(err.Error(), tt.not) {
+				t.Errorf("Ping = %v; want an error without %q", err, tt.not)
 			}
 			if st.Answered != 0 {
 				t.Errorf("answered %d after an error; want 0", st.Answered)

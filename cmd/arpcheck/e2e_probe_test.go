@@ -53,6 +53,10 @@ func TestE2EProbe(t *testing.T) {
 		{name: "asked on an interface anyway", args: []string{"-c", "1", "--timeout", "100ms", "-i", "lan0", behindGWIP.String()}, status: 1,
 			stdout: []string{`^ARPING 198\.19\.0\.9 from 198\.18\.0\.1 lan0 \(broadcast\)$`}},
 		{name: "unknown interface", args: []string{"-i", "nope0", okIP.String()}, status: 3, stderr: "unknown interface"},
+		{name: "asked on an interface without ARP", args: []string{"-i", "lo", okIP.String()}, status: 3,
+			stderr: "probe on lo: not an Ethernet interface that uses ARP"},
+		{name: "the advice names only interfaces that use ARP", args: []string{behindGWIP.String()}, status: 3,
+			stderr: "(name an interface that uses ARP to ask on it anyway: lan0)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
