@@ -19,6 +19,23 @@ type RepairPolicy struct {
 	// IncludePermanent allows changing PERMANENT (and NOARP) entries;
 	// they stay PERMANENT. Without it they are refused.
 	IncludePermanent bool
+	// IncludeExternLearn allows changing entries that a control plane
+	// owns (extern_learn, FlagExternLearned: EVPN daemons, some CNI
+	// plugins); they keep the flag. Without it they are refused, so that
+	// a repair does not fight the controller that wrote them.
+	IncludeExternLearn bool
+}
+
+// refusal returns why policy does not let a repair change or delete the
+// entry c (verb: "change" or "delete"), or "".
+func (policy RepairPolicy) refusal(c *Neighbor, verb string) string {
+	switch {
+	case c.State.Static() && !policy.IncludePermanent:
+		return fmt.Sprintf("%s entry; use --include-permanent to %s it", c.State, verb)
+	case c.Flags&FlagExternLearned != 0 && !policy.IncludeExternLearn:
+		return fmt.Sprintf("extern_learn entry (a control plane owns it); use --include-extern-learn to %s it", verb)
+	}
+	return ""
 }
 
 // Op is what a planned change does to an entry.
@@ -41,7 +58,8 @@ type Change struct {
 // PlanRepairs decides, from verdicts alone, what a repair would change.
 // It returns the planned changes and sets Action (and Reason) on every
 // peer it will not change: ActionNone, or ActionRefused for a conflict
-// or a static entry without IncludePermanent. It is pure and never plans
+// or a static entry without IncludePermanent, or an extern_learn one
+// without IncludeExternLearn. It is pure and never plans
 // a MAC other than the Owner verified by this run's replies, nor an entry
 // for a peer that had none.
 func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
@@ -61,8 +79,8 @@ func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
 			if !c.Usable() || len(p.Owner) != 6 {
 				continue // cannot happen for a classified stale peer
 			}
-			if c.State.Static() && !policy.IncludePermanent {
-				p.Action, p.Reason = ActionRefused, fmt.Sprintf("%s entry; use --include-permanent to change it", c.State)
+			if why := policy.refusal(c, "change"); why != "" {
+				p.Action, p.Reason = ActionRefused, why
 				continue
 			}
 			n := Neighbor{IP: p.IP, Ifindex: c.Ifindex, Interface: c.Interface,
@@ -75,8 +93,8 @@ func PlanRepairs(peers []Peer, policy RepairPolicy) []Change {
 			if !policy.DeleteDead || c == nil {
 				continue
 			}
-			if c.State.Static() && !policy.IncludePermanent {
-				p.Action, p.Reason = ActionRefused, fmt.Sprintf("%s entry; use --include-permanent to delete it", c.State)
+			if why := policy.refusal(c, "delete"); why != "" {
+				p.Action, p.Reason = ActionRefused, why
 				continue
 			}
 			plan = append(plan, Change{Peer: i, Op: OpDelete, Old: *c})
@@ -181,6 +199,8 @@ func decide(c Change, cur *Neighbor, policy RepairPolicy) (Action, string) {
 		return ActionRefused, fmt.Sprintf("entry changed since the snapshot (now %s); not overwritten", net.HardwareAddr(cur.MAC))
 	case cur.State.Static() && !c.Old.State.Static() && !policy.IncludePermanent:
 		return ActionRefused, fmt.Sprintf("entry became %s since the snapshot; not changed", cur.State)
+	case cur.Flags&FlagExternLearned != 0 && c.Old.Flags&FlagExternLearned == 0 && !policy.IncludeExternLearn:
+		return ActionRefused, "entry became extern_learn (a control plane took it) since the snapshot; not changed"
 	}
 	write, dry := ActionReplaced, ActionWouldReplace
 	if c.Op == OpDelete {

@@ -79,8 +79,23 @@ func TestRepair(t *testing.T) {
 			verdict: VerdictOK, action: ActionNone, after: macA.String()},
 		{name: "extern_learn flag is kept", cached: &Neighbor{IP: netip.MustParseAddr(peerIP), MAC: macA,
 			State: StateStale, Flags: FlagExternLearned}, hosts: []net.HardwareAddr{macB},
-			verdict: VerdictStale, action: ActionReplaced,
+			policy: RepairPolicy{IncludeExternLearn: true}, verdict: VerdictStale, action: ActionReplaced,
 			writes: []string{"set 198.18.0.2 " + macB.String() + " REACHABLE"}, after: macB.String()},
+		{name: "extern_learn entry refused without IncludeExternLearn", cached: &Neighbor{IP: netip.MustParseAddr(peerIP), MAC: macA,
+			State: StateStale, Flags: FlagExternLearned}, hosts: []net.HardwareAddr{macB},
+			policy: RepairPolicy{IncludePermanent: true}, verdict: VerdictStale, action: ActionRefused,
+			reason: "use --include-extern-learn to change it", after: macA.String()},
+		{name: "dead extern_learn entry not deleted without IncludeExternLearn", cached: &Neighbor{IP: netip.MustParseAddr(peerIP), MAC: macA,
+			State: StateStale, Flags: FlagExternLearned},
+			policy: RepairPolicy{DeleteDead: true}, verdict: VerdictDead, action: ActionRefused,
+			reason: "use --include-extern-learn to delete it", after: macA.String()},
+		{name: "entry taken by a control plane since the snapshot", cached: entry(macA, StateStale),
+			hosts: []net.HardwareAddr{macB}, verdict: VerdictStale, action: ActionRefused, reason: "became extern_learn",
+			beforeRead: func(n int, t *fakeTable) {
+				if n == 2 {
+					t.entries[0].Flags |= FlagExternLearned
+				}
+			}, after: macA.String()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -124,3 +124,36 @@ func TestE2ERepairChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// An extern_learn entry (a control plane owns it) is refused without
+// --include-extern-learn, and left as it is; with it, it is corrected and
+// keeps the flag.
+func TestE2ERepairExternLearn(t *testing.T) {
+	l := newLab(t, netlink.NUD_STALE)
+	if err := l.Prober.AddNeigh(netns.LANIface, staleIP, wrongMAC, netlink.NUD_STALE, netlink.NTF_EXT_LEARNED); err != nil {
+		t.Fatal(err)
+	}
+	o := arpcheck(t, l.Prober, args("repair", "--format", "json", "--include-permanent", staleIP.String()))
+	r := parseJSON(t, o)
+	p := r.Peers[r.peer(t, staleIP)]
+	if o.status != exitCritical || p.Verdict != "stale" || p.Action != "refused" || !strings.Contains(p.Reason, "--include-extern-learn") {
+		t.Errorf("without --include-extern-learn: want exit 2, stale refused naming the flag\n%s", o)
+	}
+	if e := l.table()[staleIP]; e.MAC != wrongMAC.String() {
+		t.Errorf("%s is %v after a refused repair; want it untouched (%s)", staleIP, e, wrongMAC)
+	}
+
+	o = arpcheck(t, l.Prober, args("repair", "--format", "json", "--include-extern-learn", staleIP.String()))
+	r = parseJSON(t, o)
+	p = r.Peers[r.peer(t, staleIP)]
+	if o.status != exitOK || p.Verdict != "stale" || (p.Action != "replaced" && p.Action != "healed") {
+		t.Errorf("with --include-extern-learn: want exit 0, stale replaced\n%s", o)
+	}
+	n, err := l.Prober.Neigh(netns.LANIface, staleIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.HardwareAddr.String() != netns.HostMAC(2).String() || n.Flags&netlink.NTF_EXT_LEARNED == 0 {
+		t.Errorf("%s after repair: %s flags %#x; want %s with NTF_EXT_LEARNED kept", staleIP, n.HardwareAddr, n.Flags, netns.HostMAC(2))
+	}
+}

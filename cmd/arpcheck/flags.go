@@ -37,6 +37,7 @@ const (
 	flagDeleteDead       = "delete-dead"
 	flagDryRun           = "dry-run"
 	flagIncludePermanent = "include-permanent"
+	flagIncludeExtern    = "include-extern-learn"
 	flagCount            = "count"
 	flagInterval         = "interval"
 	flagMAC              = "mac"
@@ -106,6 +107,8 @@ func repairFlags() []cli.Flag {
 			Usage: "report what would be done, change nothing"},
 		&cli.BoolFlag{Name: flagIncludePermanent, EnvVars: envVars(flagIncludePermanent),
 			Usage: "also correct PERMANENT entries (they stay PERMANENT)"},
+		&cli.BoolFlag{Name: flagIncludeExtern, EnvVars: envVars(flagIncludeExtern),
+			Usage: "also correct extern_learn entries, which a control plane (EVPN, a CNI plugin) owns (they keep the flag)"},
 	}
 }
 
@@ -180,9 +183,10 @@ func readCheckFlags(c *cli.Context, repair bool) (*checkConfig, error) {
 	}
 	if repair {
 		cfg.opts.Repair = &arpprobe.RepairPolicy{
-			DryRun:           c.Bool(flagDryRun),
-			DeleteDead:       c.Bool(flagDeleteDead),
-			IncludePermanent: c.Bool(flagIncludePermanent),
+			DryRun:             c.Bool(flagDryRun),
+			DeleteDead:         c.Bool(flagDeleteDead),
+			IncludePermanent:   c.Bool(flagIncludePermanent),
+			IncludeExternLearn: c.Bool(flagIncludeExtern),
 		}
 	}
 	var errs []string

@@ -127,12 +127,13 @@ func readWatchFlags(c *cli.Context) (*watchConfig, error) {
 	}
 	if c.Bool(flagWatchRepair) {
 		w.Check.Repair = &arpprobe.RepairPolicy{
-			DryRun:           c.Bool(flagDryRun),
-			DeleteDead:       c.Bool(flagDeleteDead),
-			IncludePermanent: c.Bool(flagIncludePermanent),
+			DryRun:             c.Bool(flagDryRun),
+			DeleteDead:         c.Bool(flagDeleteDead),
+			IncludePermanent:   c.Bool(flagIncludePermanent),
+			IncludeExternLearn: c.Bool(flagIncludeExtern),
 		}
 	} else {
-		for _, name := range []string{flagDryRun, flagDeleteDead, flagIncludePermanent} {
+		for _, name := range []string{flagDryRun, flagDeleteDead, flagIncludePermanent, flagIncludeExtern} {
 			if c.Bool(name) {
 				errs = append(errs, "--"+name+" needs --"+flagWatchRepair)
 			}
