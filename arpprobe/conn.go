@@ -48,7 +48,7 @@ type rejectCounter interface {
 
 // batchReader is an optional interface of a FrameConn that hands the
 // frames it receives over in batches, each with the time it arrived in the
-// kernel, and can tell up to when it has handed over every frame the
+// kernel, and can tell whether the reader has dealt with every frame the
 // kernel received: a silence can be judged only once the reader has seen
 // everything that arrived before the window closed. The FrameConn of
 // Listen implements it (it reads from a memory-mapped ring, whose frames
@@ -58,10 +58,10 @@ type batchReader interface {
 	// the conn is closed), then calls fn for each; a frame is valid only
 	// during fn.
 	ReadBatch(fn func(frame []byte, at time.Time)) error
-	// through returns a time by which every frame that arrived has been
-	// passed to fn by a ReadBatch call that has returned, or that is
-	// running fn for the frame. Safe for concurrent use.
-	through(now time.Time) time.Time
+	// caughtUp reports whether every frame that has arrived until now
+	// was passed to fn by a ReadBatch call that has returned. Safe for
+	// concurrent use.
+	caughtUp() bool
 }
 
 // Listener opens a FrameConn on an interface. ListenARP is the real one.

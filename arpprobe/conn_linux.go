@@ -95,7 +95,11 @@ func (lc ListenConfig) Listen(ifi *net.Interface) (FrameConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc, err := packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: filter})
+	// Bound to the interface with protocol 0 first, the socket receives
+	// nothing while its filter and ring are set up; bound to ETH_P_ARP
+	// at the end, every frame it takes goes through them, so the ring's
+	// counts are exact (caughtUp).
+	pc, err := packet.Listen(ifi, packet.Raw, 0, &packet.Config{Filter: filter})
 	if err != nil {
 		return nil, listenError(ifi, err)
 	}
@@ -104,6 +108,7 @@ func (lc ListenConfig) Listen(ifi *net.Interface) (FrameConn, error) {
 		pc.Close()
 		return nil, err
 	}
+	var fc FrameConn = c
 	if !lc.ClassicFilter {
 		// The counting filter where the process may load it
 		// (CAP_BPF); the classic one, already attached, otherwise.
@@ -126,13 +131,42 @@ func (lc ListenConfig) Listen(ifi *net.Interface) (FrameConn, error) {
 			err = rerr
 		}
 		if err != nil {
-			pc.Close()
+			c.Close()
 			return nil, fmt.Errorf("arpprobe: listen on %s: %w", ifi.Name, err)
 		}
 		c.waitFn = c.waitBlock
-		return ringConn{c}, nil
+		fc = ringConn{c}
 	}
-	return c, nil
+	if err := c.bindARP(ifi); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return fc, nil
+}
+
+// bindARP binds the socket to ETH_P_ARP on ifi: from now on it receives.
+// If ifi is down, bind(2) leaves ENETDOWN in the socket's error, which
+// this reports.
+func (c *packetConn) bindARP(ifi *net.Interface) error {
+	var berr, optErr error
+	var soErr int
+	err := c.rc.Control(func(fd uintptr) {
+		berr = unix.Bind(int(fd), &unix.SockaddrLinklayer{Ifindex: ifi.Index, Protocol: htons(etherTypeARP)})
+		if berr == nil {
+			soErr, optErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		}
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("arpprobe: listen on %s: %w", ifi.Name, err)
+	case berr != nil:
+		return listenError(ifi, berr)
+	case optErr != nil:
+		return fmt.Errorf("arpprobe: listen on %s: set up socket: %w", ifi.Name, optErr)
+	case soErr != 0:
+		return listenError(ifi, unix.Errno(soErr))
+	}
+	return nil
 }
 
 // listenError says what a failed socket(2) or bind(2) means for the
@@ -176,6 +210,12 @@ type packetConn struct {
 
 	// filter is the counting eBPF filter, or nil for the classic one.
 	filter *countingFilter
+
+	// The kernel's counts since Listen (pollStats), and the drops that
+	// KernelDrops has reported.
+	statsMu        sync.Mutex
+	accepts, drops uint64
+	dropsTold      uint64
 
 	// Owned by the reader.
 	readFn func(fd uintptr) bool
@@ -236,23 +276,6 @@ func newPacketConn(pc *packet.Conn, ifi *net.Interface) (*packetConn, error) {
 		// bound to, with its protocol, ETH_P_ARP.
 		c.batch.msgs[i].Hdr.Iov = &c.batch.iovs[i]
 		c.batch.msgs[i].Hdr.Iovlen = 1
-	}
-
-	var soErr int
-	var optErr error
-	err = rc.Control(func(fd uintptr) {
-		// The socket is bound; if ifi was down, bind(2) left ENETDOWN in
-		// the socket's error, for the first read to report.
-		soErr, optErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-	})
-	if err == nil {
-		err = optErr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("arpprobe: listen on %s: set up socket: %w", ifi.Name, err)
-	}
-	if soErr != 0 {
-		return nil, listenError(ifi, unix.Errno(soErr))
 	}
 	return c, nil
 }
@@ -418,12 +441,37 @@ func (c *packetConn) SetReadDeadline(t time.Time) error {
 
 // KernelDrops returns how many frames the kernel dropped, for want of
 // room in the receive ring or buffer, since the last call (or since
-// Listen). It reads and resets the socket's PACKET_STATISTICS, which also
-// counts the frames received; nothing else in this package reads them.
-// It is one system call, safe for concurrent use, and does not allocate.
+// Listen). It is one system call, safe for concurrent use, and does not
+// allocate.
 func (c *packetConn) KernelDrops() (uint64, error) {
-	// struct tpacket_stats_v3: packets, drops, freeze_q_cnt. A socket
-	// without a ring fills the first two (struct tpacket_stats).
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	if err := c.pollStats(); err != nil {
+		return 0, err
+	}
+	n := c.drops - c.dropsTold
+	c.dropsTold = c.drops
+	return n, nil
+}
+
+// accepted returns how many frames the kernel has put in the receive
+// ring (or queue) since Listen. It is one system call.
+func (c *packetConn) accepted() (uint64, error) {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	if err := c.pollStats(); err != nil {
+		return 0, err
+	}
+	return c.accepts, nil
+}
+
+// pollStats reads the socket's PACKET_STATISTICS, which the kernel
+// resets on every read, into the conn's running totals; c.statsMu is
+// held. Nothing else in this package reads them.
+func (c *packetConn) pollStats() error {
+	// struct tpacket_stats_v3: packets (dropped ones included), drops,
+	// freeze_q_cnt. A socket without a ring fills the first two (struct
+	// tpacket_stats).
 	var st [3]uint32
 	size := uint32(unsafe.Sizeof(st))
 	var errno unix.Errno
@@ -435,9 +483,11 @@ func (c *packetConn) KernelDrops() (uint64, error) {
 		err = errno
 	}
 	if err != nil {
-		return 0, c.error("read statistics", err)
+		return c.error("read statistics", err)
 	}
-	return uint64(st[1]), nil
+	c.accepts += uint64(st[0] - st[1])
+	c.drops += uint64(st[1])
+	return nil
 }
 
 // errNotCounted is what kernelRejects says when the classic filter is

@@ -235,14 +235,11 @@ func (l *link) pollDrops() uint64 {
 	return l.kdrops.Load()
 }
 
-// through returns a time by which the reader has seen every frame that
-// arrived: now, unless the conn hands frames over in batches and says
-// otherwise (batchReader).
-func (l *link) through(now time.Time) time.Time {
-	if l.arrivals == nil {
-		return now
-	}
-	return l.arrivals.through(now)
+// caughtUp reports whether the reader has dealt with every frame that
+// arrived until now: true unless the conn hands frames over in batches
+// and says otherwise (batchReader).
+func (l *link) caughtUp() bool {
+	return l.arrivals == nil || l.arrivals.caughtUp()
 }
 
 // failed reports the reader's error, if it has stopped.

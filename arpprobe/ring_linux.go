@@ -39,16 +39,15 @@ import (
 //	20: tp_status                                            (4)
 //	24: tp_mac  offset of the Ethernet header from the frame header (2)
 const (
-	offBlockStatus  = 8
-	offBlockPkts    = 12
-	offBlockFirst   = 16
-	offBlockLastSec = 40
-	offPktNext      = 0
-	offPktSec       = 4
-	offPktSnaplen   = 12
-	offPktMac       = 24
-	pktHeaderLen    = 32 // what is read of a frame header
-	blockHeaderLen  = 48
+	offBlockStatus = 8
+	offBlockPkts   = 12
+	offBlockFirst  = 16
+	offPktNext     = 0
+	offPktSec      = 4
+	offPktSnaplen  = 12
+	offPktMac      = 24
+	pktHeaderLen   = 32 // what is read of a frame header
+	blockHeaderLen = 48
 )
 
 // ringBlockTimeout is the retire timeout of a partly filled block asked of
@@ -57,16 +56,9 @@ const (
 // timeout up to whole jiffies: 4 ms at HZ=250, 10 ms at HZ=100).
 const ringBlockTimeout = 1
 
-// ringFlushDelay bounds how long a frame can sit in the kernel's open
-// block before it is handed over: two timer periods at HZ=100 and a
-// margin. A silence is judged only once the reader has been waiting on an
-// empty ring for this long past the end of the window (see
-// rxRing.through).
-const ringFlushDelay = 30 * time.Millisecond
-
 // rxRing is the mapped ring and the reader's place in it. The reader (one
-// goroutine at a time, under packetConn.rmu) owns cur, off and left;
-// through may be called from any goroutine while the ring is mapped.
+// goroutine at a time, under packetConn.rmu) owns cur, inBlock, off and
+// left; consumed may be read from any goroutine.
 type rxRing struct {
 	mem       []byte
 	blockSize int
@@ -77,8 +69,9 @@ type rxRing struct {
 	off     int  // offset in block cur of its next frame
 	left    int  // frames of block cur not yet read
 
-	waitingFor atomic.Int32 // 1 + the block the reader waits for; 0 while it reads
-	handed     atomic.Int64 // Unix ns: every frame that arrived by then was handed to the reader
+	// consumed counts the frames of the blocks given back to the kernel:
+	// every one of them was handed to the reader and dealt with.
+	consumed atomic.Uint64
 }
 
 // ringGeometry returns the block size and count for a ring of about
@@ -141,11 +134,7 @@ func (r *rxRing) ready(i int) bool {
 // release gives block cur back to the kernel and moves on to the next.
 func (r *rxRing) release() {
 	base := r.cur * r.blockSize
-	sec := *r.u32(base + offBlockLastSec)
-	nsec := *r.u32(base + offBlockLastSec + 4)
-	if n := *r.u32(base + offBlockPkts); n > 0 {
-		r.handed.Store(int64(sec)*1e9 + int64(nsec))
-	}
+	r.consumed.Add(uint64(*r.u32(base + offBlockPkts)))
 	atomic.StoreUint32(r.u32(base+offBlockStatus), unix.TP_STATUS_KERNEL)
 	r.cur = (r.cur + 1) % r.blocks
 	r.inBlock, r.off, r.left = false, 0, 0
@@ -196,19 +185,6 @@ func (r *rxRing) nextFrame() (frame []byte, at int64, ok bool) {
 	return frame, at, true
 }
 
-// through returns a time by which every frame that reached the socket
-// has been handed to the reader: the arrival of the last frame of the
-// last block read, or, while the reader waits on an empty ring, now less
-// ringFlushDelay (a frame still in the kernel's open block is handed
-// over by its retire timer within that). It may be called from any
-// goroutine while the ring is mapped.
-func (r *rxRing) through(now time.Time) time.Time {
-	if w := r.waitingFor.Load(); w > 0 && !r.ready(int(w-1)) {
-		return now.Add(-ringFlushDelay)
-	}
-	return time.Unix(0, r.handed.Load())
-}
-
 // atMonotonic turns a kernel arrival time (Unix ns, wall clock) into a
 // time.Time on now's monotonic clock, so that it can be compared with
 // the times the prober takes.
@@ -246,9 +222,7 @@ func (c *packetConn) awaitBlock() error {
 	if r.ready(r.cur) {
 		return nil
 	}
-	r.waitingFor.Store(int32(r.cur + 1))
 	err := c.rc.Read(c.waitFn)
-	r.waitingFor.Store(0)
 	if err == nil && c.rerr != nil {
 		err, c.rerr = c.rerr, nil
 	}
@@ -324,14 +298,16 @@ func (c ringConn) ReadBatch(fn func(frame []byte, at time.Time)) error {
 	}
 }
 
-// through is the time by which every frame that reached the socket has
-// been handed to the reader (see rxRing.through); once the ring is
-// unmapped, now.
-func (c ringConn) through(now time.Time) time.Time {
-	c.mapMu.RLock()
-	defer c.mapMu.RUnlock()
-	if c.ring.mem == nil {
-		return now
+// caughtUp reports whether the reader has dealt with every frame the
+// kernel put in the ring until now: the frames of the blocks given back
+// against the frames the kernel accepted (PACKET_STATISTICS, one system
+// call). A frame in the block the kernel still fills counts as not dealt
+// with, until the block's retire timer hands it over. When the count
+// cannot be read (the socket is closed), it reports true.
+func (c ringConn) caughtUp() bool {
+	accepted, err := c.accepted()
+	if err != nil {
+		return true
 	}
-	return c.ring.through(now)
+	return c.ring.consumed.Load() >= accepted
 }
