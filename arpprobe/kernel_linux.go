@@ -1,12 +1,14 @@
 package arpprobe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -211,21 +213,35 @@ func (k *Kernel) Links(ctx context.Context) ([]Link, error) {
 	return out, nil
 }
 
-// Routes returns the IPv4 routes of the main table (254), from one dump.
-// The default route has Dst 0.0.0.0/0; a directly connected route has
+// Routes returns the IPv4 routes of every routing table but the local
+// one (255), from one dump: the main table (254) first, then the others
+// in the kernel's order, so that a route in a table chosen by a policy
+// rule (ip rule ... lookup 10) or a VRF's table counts, and the main
+// table wins among equal prefixes and metrics. Routes of type local,
+// broadcast and anycast, which send nowhere but to this host, are left
+// out. The default route has Dst 0.0.0.0/0; a directly connected route has
 // no Gateway. A multipath route is given by its first hop. A route that
 // sends nowhere (blackhole, unreachable, prohibit) has Ifindex 0. A
 // gateway given by RTA_VIA (an IPv6 next hop) counts as Gateway.
 func (k *Kernel) Routes(ctx context.Context) ([]Route, error) {
 	routes, err := dump(ctx, "list routes", func() ([]netlink.Route, error) {
 		return k.h.RouteListFiltered(netlink.FAMILY_V4,
-			&netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+			&netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
 		return nil, err
 	}
+	slices.SortStableFunc(routes, func(a, b netlink.Route) int {
+		return cmp.Compare(tableRank(a.Table), tableRank(b.Table))
+	})
 	out := make([]Route, 0, len(routes))
 	for _, r := range routes {
+		switch {
+		case r.Table == unix.RT_TABLE_LOCAL:
+			continue
+		case r.Type == unix.RTN_LOCAL, r.Type == unix.RTN_BROADCAST, r.Type == unix.RTN_ANYCAST:
+			continue
+		}
 		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 		if r.Dst != nil {
 			p, ok := prefixOf(r.Dst)
@@ -238,7 +254,7 @@ func (k *Kernel) Routes(ctx context.Context) ([]Route, error) {
 		if len(r.MultiPath) > 0 {
 			ifindex, gw, via = r.MultiPath[0].LinkIndex, r.MultiPath[0].Gw, r.MultiPath[0].Via
 		}
-		route := Route{Dst: dst, Ifindex: ifindex, Priority: r.Priority}
+		route := Route{Dst: dst, Ifindex: ifindex, Priority: r.Priority, Table: r.Table}
 		route.Gateway, _ = netip.AddrFromSlice(gw)
 		if v, ok := via.(*netlink.Via); ok && !route.Gateway.IsValid() {
 			route.Gateway, _ = netip.AddrFromSlice(v.Addr)
@@ -252,6 +268,14 @@ func (k *Kernel) Routes(ctx context.Context) ([]Route, error) {
 		out = append(out, route)
 	}
 	return out, nil
+}
+
+// tableRank orders routing tables for Routes: the main table first.
+func tableRank(table int) int {
+	if table == unix.RT_TABLE_MAIN {
+		return 0
+	}
+	return 1
 }
 
 // dumpAttempts is how many times a dump interrupted by a change to the

@@ -115,13 +115,15 @@ type Link struct {
 	Addrs []netip.Prefix
 }
 
-// Route is one IPv4 route of the main routing table.
+// Route is one IPv4 route, of the main routing table or of any other
+// (a table that a policy rule or a VRF uses).
 type Route struct {
 	Dst      netip.Prefix // 0.0.0.0/0 for the default route
 	Ifindex  int
 	Gateway  netip.Addr // invalid (zero) for a directly connected route
 	Src      netip.Addr // preferred source; may be invalid
 	Priority int        // metric; lower wins among equal prefixes
+	Table    int        // routing table id (254 main); 0 when unknown
 }
 
 // Topology describes the host's interfaces and routes. The netlink

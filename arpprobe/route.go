@@ -12,7 +12,7 @@ import (
 var ErrUnknownInterface = errors.New("unknown interface")
 
 // Resolve decides for each peer, in the order given, where a probe goes,
-// from a snapshot of the host's links and main routing table (see
+// from a snapshot of the host's links and routing tables (see
 // Topology): the interface and its index, and the source address, which
 // is the route's preferred source, else the interface's first IPv4
 // address whose subnet holds the peer, else its first IPv4 address, else
