@@ -178,6 +178,7 @@ type Watcher struct {
 	pin     *netnsPin
 	log     *slog.Logger
 	ran     atomic.Bool
+	running atomic.Bool // while Run watches
 	// peakSlots and peakPending are the most addresses the scheduler
 	// has known at once and the most triggers it has held at once: the
 	// watcher's state, which must stay bounded whatever arrives.
@@ -379,6 +380,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	defer w.pin.Close()
 	defer w.prober.Close()
+	w.running.Store(true)
+	defer w.running.Store(false)
 	l := &watchLoop{
 		w:       w,
 		sched:   newScheduler(WatchGap, watchCoalesce, watchPerCause),
