@@ -58,6 +58,17 @@
 // with its MAC and round-trip time. PcapWriter records every frame a
 // Prober sends and receives.
 //
+// # Watching
+//
+// A check looks once. A Watcher (NewWatcher, Watcher.Run) keeps
+// looking: it checks an entry as soon as a kernel event, a read of the
+// table or an ARP frame on the wire gives reason to doubt it, and every
+// watched entry at each sweep, each time with a Checker.Check and its
+// safeguards. Its checks share one Rate and BroadcastRate, so that no
+// storm of events or spoofed frames makes it send more than one check
+// may. Package watchmetrics serves its Stats as Prometheus metrics;
+// Watcher.Health says whether it is sweeping as it should.
+//
 // # What the kernel does meanwhile
 //
 // A wrong non-permanent entry left alone recovers by itself in about 8 s

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // TapEvent is one frame the prober received or sent, for captures and
@@ -36,6 +38,15 @@ type ProberConfig struct {
 	// net.InterfaceByIndex. Tests and programs that build their own
 	// interfaces set it.
 	InterfaceByIndex func(index int) (*net.Interface, error)
+	// Rate and BroadcastRate, if set, bound what all the Prober's runs
+	// send together, on top of each run's ProbeOptions.Rate and
+	// BroadcastRate: frames per second (bursts of Rate/100) and broadcast
+	// requests per second (bursts of BroadcastRate/4). Runs at once and
+	// runs one after another share them, so that many small runs (a
+	// Watcher's checks during an ARP storm) never send more broadcasts
+	// than BroadcastRate allows over any stretch of time. Zero: no bound
+	// beyond each run's own.
+	Rate, BroadcastRate int
 }
 
 // A Prober sends ARP requests and collects the replies. It keeps one
@@ -46,6 +57,10 @@ type ProberConfig struct {
 // to that goroutine's network namespace.
 type Prober struct {
 	cfg ProberConfig
+
+	// total and bcast are the limiters of cfg.Rate and
+	// cfg.BroadcastRate shared by every run; nil when not set.
+	total, bcast *rate.Limiter
 
 	mu     sync.Mutex
 	links  map[int]*link
@@ -60,7 +75,14 @@ func NewProber(cfg ProberConfig) *Prober {
 	if cfg.InterfaceByIndex == nil {
 		cfg.InterfaceByIndex = net.InterfaceByIndex
 	}
-	return &Prober{cfg: cfg, links: make(map[int]*link)}
+	p := &Prober{cfg: cfg, links: make(map[int]*link)}
+	if cfg.Rate > 0 {
+		p.total = rate.NewLimiter(rate.Limit(cfg.Rate), max(2, cfg.Rate/100))
+	}
+	if cfg.BroadcastRate > 0 {
+		p.bcast = rate.NewLimiter(rate.Limit(cfg.BroadcastRate), max(1, cfg.BroadcastRate/4))
+	}
+	return p
 }
 
 // ErrClosed is returned by Probe after Close.
@@ -153,6 +175,7 @@ func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (St
 		return Stats{}, err
 	}
 	r := newRun(opts, len(peers))
+	r.sharedTotal, r.sharedBcast = p.total, p.bcast
 	// Open sockets and register every probe before anything is sent.
 	for i := range peers {
 		pr := &peers[i]

@@ -127,7 +127,10 @@ type run struct {
 	behind bool
 
 	total, bcast *rate.Limiter
-	stats        Stats
+	// sharedTotal and sharedBcast are the Prober's limiters, shared with
+	// its other runs (ProberConfig.Rate, BroadcastRate); nil when unset.
+	sharedTotal, sharedBcast *rate.Limiter
+	stats                    Stats
 
 	// The batch being sent (scheduler only): its attempts, its frames,
 	// and the buffers the frames are built in.
@@ -674,22 +677,31 @@ func (r *run) request(pp *peerProbe, dst []byte) []byte {
 	return f
 }
 
-// reserve takes n frame tokens (one of them a broadcast token when bc),
-// or takes none and returns how long to wait.
+// reserve takes n frame tokens (one of them a broadcast token when bc)
+// from the run's limiters and the Prober's shared ones, or takes none
+// and returns how long to wait.
 func (r *run) reserve(now time.Time, n int, bc bool) time.Duration {
-	rt := r.total.ReserveN(now, n)
-	wait := rt.DelayFrom(now)
-	if bc {
-		rb := r.bcast.ReserveN(now, 1)
-		if d := rb.DelayFrom(now); d > 0 {
-			rb.CancelAt(now)
-			wait = max(wait, d)
-		} else if wait > 0 {
-			rb.CancelAt(now)
+	var rs [4]*rate.Reservation
+	k := 0
+	for _, l := range [4]*rate.Limiter{r.total, r.sharedTotal, r.bcast, r.sharedBcast} {
+		if l == nil || !bc && (l == r.bcast || l == r.sharedBcast) {
+			continue
 		}
+		need := n
+		if l == r.bcast || l == r.sharedBcast {
+			need = 1
+		}
+		rs[k] = l.ReserveN(now, need)
+		k++
+	}
+	var wait time.Duration
+	for _, x := range rs[:k] {
+		wait = max(wait, x.DelayFrom(now))
 	}
 	if wait > 0 {
-		rt.CancelAt(now)
+		for _, x := range rs[:k] {
+			x.CancelAt(now)
+		}
 	}
 	return wait
 }

@@ -48,6 +48,11 @@ const (
 	watchBatches = 4
 	// watchSightings is how many ARP sightings the readers may queue.
 	watchSightings = 1024
+	// watchPerCause is the most triggers of one cause, each with its
+	// own MAC, that wait for one address; further ones merge into the
+	// earliest (see scheduler.add), so that a flood of frames claiming
+	// an address with ever new MACs costs no more memory.
+	watchPerCause = 4
 	// resubscribeMax bounds the wait between attempts to subscribe to
 	// neighbour events again.
 	resubscribeMax = 30 * time.Second
@@ -173,6 +178,11 @@ type Watcher struct {
 	pin     *netnsPin
 	log     *slog.Logger
 	ran     atomic.Bool
+	running atomic.Bool // while Run watches
+	// peakSlots and peakPending are the most addresses the scheduler
+	// has known at once and the most triggers it has held at once: the
+	// watcher's state, which must stay bounded whatever arrives.
+	peakSlots, peakPending atomic.Int64
 
 	// The watched entries and the peer list, read by the tap on the
 	// prober's reader goroutines.
@@ -219,7 +229,8 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	if cfg.Check.Probe.Timeout == 0 {
 		cfg.Check.Probe.Timeout = DefaultWatchTimeout
 	}
-	if _, err := cfg.Check.Probe.withDefaults(); err != nil {
+	probe, err := cfg.Check.Probe.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Interval == 0 {
@@ -248,6 +259,15 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	}
 	if pc.InterfaceByIndex == nil {
 		pc.InterfaceByIndex = net.InterfaceByIndex
+	}
+	// The checks share the rates: however many checks a storm of events
+	// or sightings asks for, together they send no more than one check
+	// may (no amplification).
+	if pc.Rate == 0 {
+		pc.Rate = probe.Rate
+	}
+	if pc.BroadcastRate == 0 {
+		pc.BroadcastRate = probe.BroadcastRate
 	}
 	userTap := pc.Tap
 	pc.Tap = func(e TapEvent) {
@@ -360,9 +380,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	defer w.pin.Close()
 	defer w.prober.Close()
+	w.running.Store(true)
+	defer w.running.Store(false)
 	l := &watchLoop{
 		w:       w,
-		sched:   newScheduler(WatchGap, watchCoalesce),
+		sched:   newScheduler(WatchGap, watchCoalesce, watchPerCause),
 		results: make(chan batchResult, watchBatches),
 	}
 	return l.run(ctx)
@@ -472,6 +494,7 @@ func (l *watchLoop) run(ctx context.Context) error {
 			nextSweep = now // sweep the new list at once
 		case <-timer.C:
 		}
+		l.notePeaks()
 		now = time.Now()
 		if !l.resubAt.IsZero() && !now.Before(l.resubAt) {
 			if err := l.subscribe(ctx, true); err == nil {
@@ -491,6 +514,18 @@ func (l *watchLoop) run(ctx context.Context) error {
 			if w.cfg.Interval < 0 {
 				nextSweep = time.Time{}
 			}
+		}
+	}
+}
+
+// notePeaks records the scheduler's size in the Watcher's peaks.
+func (l *watchLoop) notePeaks() {
+	for _, p := range []struct {
+		peak *atomic.Int64
+		n    int
+	}{{&l.w.peakSlots, len(l.sched.slots)}, {&l.w.peakPending, l.sched.npending}} {
+		if int64(p.n) > p.peak.Load() {
+			p.peak.Store(int64(p.n))
 		}
 	}
 }

@@ -15,11 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultEventBuffer is the receive buffer size, in bytes, that a
+// defaultEventBuffer is the receive buffer size, in bytes, that a
 // NeighborMonitor asks for: room for tens of thousands of events, so
 // that a burst (a link going down flushes every entry on it) is not
 // lost while the reader is busy.
-const DefaultEventBuffer = 4 << 20
+const defaultEventBuffer = 4 << 20
 
 // NeighborMonitor reports changes of the kernel's IPv4 neighbour table
 // as they happen, through an rtnetlink subscription (RTNLGRP_NEIGH) in
@@ -34,7 +34,7 @@ const DefaultEventBuffer = 4 << 20
 type NeighborMonitor struct {
 	ns vnetns.NsHandle
 	// ReceiveBuffer is the receive buffer size in bytes to ask for; zero
-	// means DefaultEventBuffer.
+	// means 4 MiB, room for tens of thousands of events.
 	ReceiveBuffer int
 }
 
@@ -67,7 +67,7 @@ func (m *NeighborMonitor) Close() error {
 func (m *NeighborMonitor) SubscribeNeighbors(ctx context.Context) (<-chan NeighborEvent, error) {
 	size := m.ReceiveBuffer
 	if size == 0 {
-		size = DefaultEventBuffer
+		size = defaultEventBuffer
 	}
 	var (
 		mu      sync.Mutex

@@ -51,13 +51,18 @@ type Trigger struct {
 //   - a trigger waits coalesce after it was raised, so that the triggers of
 //     an event storm raised within that window go out as one batch;
 //   - triggers for the same address, MAC and cause merge (the earliest
-//     stays);
+//     stays), and so do triggers for the same address and cause beyond
+//     perCause different MACs: they merge into the earliest of that
+//     cause, so an address holds at most perCause triggers per cause
+//     whatever floods in;
 //   - when a check ends, the triggers raised meanwhile that it settled
 //     (see done) are dropped.
 type scheduler struct {
 	gap, coalesce time.Duration
+	perCause      int
 	slots         map[netip.Addr]*slot
 	waiting       map[netip.Addr]*slot // slots with pending triggers
+	npending      int                  // triggers pending in all slots
 }
 
 type slot struct {
@@ -66,8 +71,8 @@ type slot struct {
 	pending  []Trigger
 }
 
-func newScheduler(gap, coalesce time.Duration) *scheduler {
-	return &scheduler{gap: gap, coalesce: coalesce,
+func newScheduler(gap, coalesce time.Duration, perCause int) *scheduler {
+	return &scheduler{gap: gap, coalesce: coalesce, perCause: perCause,
 		slots: make(map[netip.Addr]*slot), waiting: make(map[netip.Addr]*slot)}
 }
 
@@ -78,17 +83,36 @@ func (s *scheduler) add(t Trigger) {
 		sl = &slot{}
 		s.slots[t.IP] = sl
 	}
+	same := 0
+	var earliest *Trigger
 	for i := range sl.pending {
 		p := &sl.pending[i]
-		if p.Cause == t.Cause && bytes.Equal(p.MAC, t.MAC) {
-			if t.At.Before(p.At) {
-				p.At = t.At
-			}
+		if p.Cause != t.Cause {
+			continue
+		}
+		if bytes.Equal(p.MAC, t.MAC) {
+			p.At = minTime(p.At, t.At)
 			return
 		}
+		same++
+		if earliest == nil || p.At.Before(earliest.At) {
+			earliest = p
+		}
+	}
+	if same >= s.perCause {
+		earliest.At = minTime(earliest.At, t.At)
+		return
 	}
 	sl.pending = append(sl.pending, t)
+	s.npending++
 	s.waiting[t.IP] = sl
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // due returns when a waiting slot may be checked.
@@ -146,6 +170,7 @@ func (s *scheduler) take(now time.Time) []Trigger {
 			continue
 		}
 		out = append(out, sl.pending...)
+		s.npending -= len(sl.pending)
 		sl.pending = nil
 		sl.inflight = true
 		sl.last = now
@@ -163,7 +188,9 @@ func (s *scheduler) done(ip netip.Addr, settled func(Trigger) bool) {
 		return
 	}
 	sl.inflight = false
+	n := len(sl.pending)
 	sl.pending = slices.DeleteFunc(sl.pending, settled)
+	s.npending -= n - len(sl.pending)
 	if len(sl.pending) == 0 {
 		delete(s.waiting, ip)
 	}

@@ -107,7 +107,7 @@ func TestScheduler(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newScheduler(gap, coalesce)
+			s := newScheduler(gap, coalesce, watchPerCause)
 			for i, st := range tc.steps {
 				for _, tr := range st.add {
 					s.add(tr)
@@ -132,7 +132,7 @@ func TestScheduler(t *testing.T) {
 }
 
 func TestSchedulerPrune(t *testing.T) {
-	s := newScheduler(time.Second, 20*time.Millisecond)
+	s := newScheduler(time.Second, 20*time.Millisecond, watchPerCause)
 	a, b := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
 	s.add(wTrig("198.18.0.2", macA, CauseState, 0))
 	s.add(wTrig("198.18.0.3", macA, CauseState, 0))
@@ -153,5 +153,49 @@ func TestSchedulerPrune(t *testing.T) {
 	s.add(wTrig("198.18.0.2", macA, CauseState, 1100))
 	if got := wShow(s.take(wAt(1120))); got != "198.18.0.2/state/02:00:00:00:00:aa@1100" {
 		t.Errorf("take after prune = %q", got)
+	}
+}
+
+// A flood of frames claiming addresses with ever new MACs, while the
+// addresses are being checked, must not grow the scheduler's state:
+// each address keeps at most perCause triggers per cause, the earliest
+// time of those merged stays, and the count of pending triggers agrees.
+func TestSchedulerBoundedUnderFlood(t *testing.T) {
+	const addrs, macsEach = 256, 1000
+	s := newScheduler(time.Second, 20*time.Millisecond, watchPerCause)
+	ip := func(i int) string { return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String() }
+	for i := range addrs {
+		s.add(wTrig(ip(i), macA, CauseSweep, 0))
+	}
+	if got := len(s.take(wAt(20))); got != addrs {
+		t.Fatalf("first take: %d triggers; want %d", got, addrs)
+	}
+	for m := range macsEach {
+		mac := net.HardwareAddr{0x02, 0xee, 0, 0, byte(m >> 8), byte(m)}
+		for i := range addrs {
+			s.add(wTrig(ip(i), mac, CauseWire, 30+m))
+			s.add(wTrig(ip(i), mac, CauseMAC, 30+m))
+		}
+	}
+	want := addrs * 2 * watchPerCause
+	if s.npending != want {
+		t.Errorf("pending triggers after %d MACs per address: %d; want %d (%d per cause per address)",
+			macsEach, s.npending, want, watchPerCause)
+	}
+	if len(s.slots) != addrs {
+		t.Errorf("slots: %d; want %d", len(s.slots), addrs)
+	}
+	for i := range addrs {
+		s.done(netip.MustParseAddr(ip(i)), func(Trigger) bool { return false })
+	}
+	got := s.take(wAt(2000))
+	if len(got) != want || s.npending != 0 {
+		t.Errorf("take after the checks: %d triggers, %d left pending; want %d and 0", len(got), s.npending, want)
+	}
+	for _, tr := range got {
+		if !tr.At.Before(wAt(30 + watchPerCause)) {
+			t.Errorf("trigger %s/%s at %v; want the earliest times kept (before %d ms)", tr.IP, tr.Cause, tr.At.Sub(wT0), 30+watchPerCause)
+			break
+		}
 	}
 }

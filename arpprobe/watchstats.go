@@ -42,7 +42,8 @@ type WatchStats struct {
 	SweepDuration time.Duration
 	// Lag is the time from a kernel event or ARP sighting to the end of
 	// the check it asked for: waiting (coalescing, rate limit) plus
-	// checking.
+	// checking. Its buckets are bounded at 10, 25, 50, 100, 250 and 500
+	// ms, 1, 2.5, 5, 10 and 30 s and a minute.
 	Lag Histogram
 }
 
@@ -57,8 +58,8 @@ type Histogram struct {
 	Sum    time.Duration
 }
 
-// WatchLagBounds are the bucket bounds of WatchStats.Lag.
-var WatchLagBounds = []time.Duration{
+// watchLagBounds are the bucket bounds of WatchStats.Lag.
+var watchLagBounds = []time.Duration{
 	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
 	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
 	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
@@ -82,7 +83,7 @@ func newWatchStats() WatchStats {
 	return WatchStats{
 		Checks:  make(map[Cause]uint64),
 		Repairs: make(map[Action]uint64),
-		Lag:     newHistogram(WatchLagBounds),
+		Lag:     newHistogram(watchLagBounds),
 	}
 }
 

@@ -83,6 +83,13 @@ next:
 	return math.NaN()
 }
 
+// lagBounds are the bounds of a Watcher's lag histogram (WatchStats.Lag).
+var lagBounds = []time.Duration{
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
+}
+
 func TestMetrics(t *testing.T) {
 	st := arpprobe.WatchStats{
 		Entries: map[arpprobe.Verdict]int{arpprobe.VerdictOK: 40, arpprobe.VerdictStale: 2, arpprobe.VerdictDead: 1},
@@ -93,11 +100,11 @@ func TestMetrics(t *testing.T) {
 		Events: 77, Resyncs: 1, Sightings: 2, SightingsDropped: 4, CheckErrors: 0, Sweeps: 10,
 		LastSweep:     time.Unix(1700000000, 500e6),
 		SweepDuration: 1500 * time.Millisecond,
-		Lag: arpprobe.Histogram{Bounds: arpprobe.WatchLagBounds, Counts: make([]uint64, len(arpprobe.WatchLagBounds)+1),
+		Lag: arpprobe.Histogram{Bounds: lagBounds, Counts: make([]uint64, len(lagBounds)+1),
 			Count: 3, Sum: 1700 * time.Millisecond},
 	}
 	st.Frames.Dropped[arpprobe.DropUnsolicited] = 11
-	st.Lag.Counts[5], st.Lag.Counts[6], st.Lag.Counts[len(arpprobe.WatchLagBounds)] = 1, 1, 1 // ≤0.5 s, ≤1 s, beyond 60 s
+	st.Lag.Counts[5], st.Lag.Counts[6], st.Lag.Counts[len(lagBounds)] = 1, 1, 1 // ≤0.5 s, ≤1 s, beyond 60 s
 	fams := scrape(t, fixedStats(st))
 
 	tests := []struct {
@@ -187,8 +194,8 @@ func TestMetrics(t *testing.T) {
 // is there already, at 0, so alerts and rates work from the first
 // scrape.
 func TestMetricsAtStart(t *testing.T) {
-	st := arpprobe.WatchStats{Lag: arpprobe.Histogram{Bounds: arpprobe.WatchLagBounds,
-		Counts: make([]uint64, len(arpprobe.WatchLagBounds)+1)}}
+	st := arpprobe.WatchStats{Lag: arpprobe.Histogram{Bounds: lagBounds,
+		Counts: make([]uint64, len(lagBounds)+1)}}
 	fams := scrape(t, fixedStats(st))
 	if got := value(fams, "arpcheck_watch_last_sweep_timestamp_seconds"); got != 0 {
 		t.Errorf("last sweep timestamp %v; want 0", got)

@@ -17,14 +17,20 @@ import (
 // busyStats is a Watcher that has done a bit of everything.
 type busyStats struct{}
 
+// lagBounds are the bounds of the watcher's lag histogram.
+var lagBounds = []time.Duration{
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
+}
+
 func (busyStats) Stats() arpprobe.WatchStats {
 	st := arpprobe.WatchStats{
 		Entries: map[arpprobe.Verdict]int{arpprobe.VerdictOK: 3, arpprobe.VerdictStale: 1},
 		Checks:  map[arpprobe.Cause]uint64{arpprobe.CauseSweep: 4},
 		Repairs: map[arpprobe.Action]uint64{arpprobe.ActionReplaced: 1, arpprobe.ActionRefused: 1},
 		Frames:  arpprobe.Stats{SentUnicast: 4, SentBroadcast: 1, Replies: 4, Received: 5, KernelDrops: 1},
-		Lag: arpprobe.Histogram{Bounds: arpprobe.WatchLagBounds, Counts: make([]uint64, len(arpprobe.WatchLagBounds)+1),
-			Count: 1, Sum: time.Second},
+		Lag:     arpprobe.Histogram{Bounds: lagBounds, Counts: make([]uint64, len(lagBounds)+1), Count: 1, Sum: time.Second},
 	}
 	st.Lag.Counts[6] = 1
 	return st

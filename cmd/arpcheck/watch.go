@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -217,9 +216,8 @@ func (e *env) watchAction(c *cli.Context) error {
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	var running atomic.Bool
 	if cfg.listen != "" {
-		stop, err := serveMetrics(ctx, cfg.listen, w, &running, wc.Interval, log)
+		stop, err := serveMetrics(ctx, cfg.listen, w, log)
 		if err != nil {
 			return fail(err)
 		}
@@ -245,9 +243,7 @@ func (e *env) watchAction(c *cli.Context) error {
 	}
 	log.Info("watching", "peers", what, "repair", wc.Check.Repair != nil, "interval", c.Duration(flagInterval),
 		"listen", cfg.listen)
-	running.Store(true)
 	err = w.Run(ctx)
-	running.Store(false)
 	if err != nil {
 		return fail(privilegeError(err))
 	}
@@ -277,8 +273,7 @@ func (e *env) reloadPeers(cfg *watchConfig, w *arpprobe.Watcher, log *slog.Logge
 
 // serveMetrics serves /metrics and /healthz on addr until stop is called.
 // It fails at once if addr cannot be listened on.
-func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, running *atomic.Bool,
-	interval time.Duration, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flagWatchListen, err)
@@ -287,8 +282,8 @@ func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, running
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		if msg := health(running.Load(), w.Stats().LastSweep, interval, time.Now()); msg != "" {
-			http.Error(rw, msg, http.StatusServiceUnavailable)
+		if err := w.Health(); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(rw, "ok")
@@ -317,19 +312,4 @@ func watchRegistry(src watchmetrics.Source) *prometheus.Registry {
 	reg.MustRegister(watchmetrics.New(src), buildInfoMetric("watch"), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-// health says what is wrong with a watcher ("" when nothing): it must be
-// running, have finished its first sweep and, if it sweeps, have
-// finished one within two intervals and a minute.
-func health(running bool, lastSweep time.Time, interval time.Duration, now time.Time) string {
-	switch {
-	case !running:
-		return "not running"
-	case lastSweep.IsZero():
-		return "starting: first sweep not finished"
-	case interval > 0 && now.Sub(lastSweep) > 2*interval+time.Minute:
-		return fmt.Sprintf("no sweep finished for %s", now.Sub(lastSweep).Round(time.Second))
-	}
-	return ""
 }

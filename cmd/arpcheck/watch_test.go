@@ -76,27 +76,6 @@ func TestWatchFlags(t *testing.T) {
 	}
 }
 
-func TestWatchHealth(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		running  bool
-		last     time.Time
-		interval time.Duration
-		want     string // prefix; "" healthy
-	}{
-		{running: false, last: now, interval: time.Minute, want: "not running"},
-		{running: true, interval: time.Minute, want: "starting"},
-		{running: true, last: now.Add(-2 * time.Minute), interval: time.Minute},
-		{running: true, last: now.Add(-181 * time.Second), interval: time.Minute, want: "no sweep finished for 3m1s"},
-		{running: true, last: now.Add(-time.Hour), interval: -1},
-	}
-	for _, tt := range tests {
-		if got := health(tt.running, tt.last, tt.interval, now); (tt.want == "") != (got == "") || !strings.HasPrefix(got, tt.want) {
-			t.Errorf("health(%v, %v ago, %v) = %q; want %q", tt.running, now.Sub(tt.last), tt.interval, got, tt.want)
-		}
-	}
-}
-
 // watchClient returns an HTTP client whose connections are made from inside ns.
 func watchClient(ns *netns.NS) *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

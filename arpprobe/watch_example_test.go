@@ -1,0 +1,51 @@
+package arpprobe_test
+
+import (
+	"context"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+)
+
+// Watch every entry of the kernel's table and repair stale ones as they
+// are found, until SIGINT, with a health check for a supervisor. Needs
+// CAP_NET_RAW and CAP_NET_ADMIN.
+func ExampleWatcher() {
+	k, err := arpprobe.OpenKernel()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer k.Close()
+	events, err := arpprobe.OpenNeighborMonitor()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer events.Close()
+	w, err := arpprobe.NewWatcher(arpprobe.WatchConfig{
+		Table:    k,
+		Topology: k,
+		Events:   events,
+		Check: arpprobe.Options{
+			Probe:  arpprobe.ProbeOptions{BroadcastRate: 100}, // all checks together
+			Repair: &arpprobe.RepairPolicy{},
+		},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	http.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		if err := w.Health(); err != nil {
+			http.Error(rw, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := w.Run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
