@@ -130,6 +130,12 @@ func TestE2ERepairChangesNothing(t *testing.T) {
 // keeps the flag.
 func TestE2ERepairExternLearn(t *testing.T) {
 	l := newLab(t, netlink.NUD_STALE)
+	// The kernel heals an entry, extern_learn or not, from the owner's
+	// reply to our broadcast once its locktime has passed; raised, every
+	// change of the entry is arpcheck's.
+	if err := l.Prober.Sysctl("net/ipv4/neigh/"+netns.LANIface+"/locktime", "100000"); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Prober.AddNeigh(netns.LANIface, staleIP, wrongMAC, netlink.NUD_STALE, netlink.NTF_EXT_LEARNED); err != nil {
 		t.Fatal(err)
 	}
