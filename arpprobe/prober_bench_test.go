@@ -37,6 +37,7 @@ var benchOptions = ProbeOptions{
 	Rate:          100_000_000,
 	BroadcastRate: 100_000_000,
 	Settle:        time.Microsecond,
+	BroadcastWait: time.Microsecond,
 }
 
 // benchCase is one kind of peer: cached or not, and the policy.
