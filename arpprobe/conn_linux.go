@@ -215,7 +215,11 @@ type packetConn struct {
 	// KernelDrops has reported.
 	statsMu        sync.Mutex
 	accepts, drops uint64
-	dropsTold      uint64
+	// stats is pollStats' getsockopt, and statsFn its method value
+	// bound once, so that reading the counters allocates nothing.
+	stats     statsCall
+	statsFn   func(fd uintptr)
+	dropsTold uint64
 
 	// Owned by the reader.
 	readFn func(fd uintptr) bool
@@ -269,6 +273,7 @@ func newPacketConn(pc *packet.Conn, ifi *net.Interface) (*packetConn, error) {
 	}
 	c.readFn = c.read
 	c.writeFn = c.write
+	c.statsFn = c.stats.call
 	c.batch = &writeBatch{}
 	c.batch.fn = c.writeBatch
 	for i := range c.batch.msgs {
@@ -469,25 +474,33 @@ func (c *packetConn) accepted() (uint64, error) {
 // resets on every read, into the conn's running totals; c.statsMu is
 // held. Nothing else in this package reads them.
 func (c *packetConn) pollStats() error {
-	// struct tpacket_stats_v3: packets (dropped ones included), drops,
-	// freeze_q_cnt. A socket without a ring fills the first two (struct
-	// tpacket_stats).
-	var st [3]uint32
-	size := uint32(unsafe.Sizeof(st))
-	var errno unix.Errno
-	err := c.rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_PACKET, unix.PACKET_STATISTICS,
-			uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&size)), 0)
-	})
-	if err == nil && errno != 0 {
-		err = errno
-	}
-	if err != nil {
+	if err := c.rc.Control(c.statsFn); err != nil {
 		return c.error("read statistics", err)
 	}
+	if c.stats.errno != 0 {
+		return c.error("read statistics", c.stats.errno)
+	}
+	st := &c.stats.st
 	c.accepts += uint64(st[0] - st[1])
 	c.drops += uint64(st[1])
 	return nil
+}
+
+// statsCall is one getsockopt(PACKET_STATISTICS) with its result: struct
+// tpacket_stats_v3, packets (dropped ones included), drops and
+// freeze_q_cnt. A socket without a ring fills the first two (struct
+// tpacket_stats).
+type statsCall struct {
+	st    [3]uint32
+	errno unix.Errno
+}
+
+// call reads the statistics of the socket fd into s.
+func (s *statsCall) call(fd uintptr) {
+	s.st = [3]uint32{}
+	size := uint32(unsafe.Sizeof(s.st))
+	_, _, s.errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_PACKET, unix.PACKET_STATISTICS,
+		uintptr(unsafe.Pointer(&s.st)), uintptr(unsafe.Pointer(&size)), 0)
 }
 
 // errNotCounted is what kernelRejects says when the classic filter is

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -125,6 +126,9 @@ type run struct {
 	// behind is set while a window or settle time has passed but the
 	// reader has not yet seen everything that arrived before it did.
 	behind bool
+	// caughtUp is the link found caught up in this expire, if any
+	// (behindOn).
+	caughtUp *link
 
 	total, bcast *rate.Limiter
 	// sharedTotal and sharedBcast are the Prober's limiters, shared with
@@ -401,7 +405,7 @@ func (r *run) expire(now time.Time) {
 			r.sends.push(t.pp)
 		}
 	}
-	r.behind = false
+	r.behind, r.caughtUp = false, nil
 	for r.settles.len() > 0 && !r.settles.peek().due.After(now) {
 		t := *r.settles.peek()
 		pp := t.pp
@@ -479,8 +483,18 @@ const maxCatchUp = time.Second
 
 // behindOn reports whether pp, due to end at due, must wait for its
 // link's reader to deal with frames that have arrived (link.caughtUp).
+// One look per expire serves every probe of a link: a link caught up at
+// the start of the sweep has read every frame that arrived before any
+// due time the sweep handles.
 func (r *run) behindOn(pp *peerProbe, due, now time.Time) bool {
-	return now.Sub(due) < maxCatchUp && !pp.link.caughtUp()
+	if now.Sub(due) >= maxCatchUp || r.caughtUp == pp.link {
+		return false
+	}
+	if !pp.link.caughtUp() {
+		return true
+	}
+	r.caughtUp = pp.link
+	return false
 }
 
 // lingering reports whether pp, about to end, must listen on: less than
@@ -679,31 +693,50 @@ func (r *run) request(pp *peerProbe, dst []byte) []byte {
 
 // reserve takes n frame tokens (one of them a broadcast token when bc)
 // from the run's limiters and the Prober's shared ones, or takes none
-// and returns how long to wait.
+// and returns how long to wait. It allocates nothing: it is called once
+// an attempt, and rate.Limiter.ReserveN allocates a Reservation a call.
 func (r *run) reserve(now time.Time, n int, bc bool) time.Duration {
-	var rs [4]*rate.Reservation
-	k := 0
-	for _, l := range [4]*rate.Limiter{r.total, r.sharedTotal, r.bcast, r.sharedBcast} {
-		if l == nil || !bc && (l == r.bcast || l == r.sharedBcast) {
-			continue
+	ls := [4]*rate.Limiter{r.total, r.sharedTotal}
+	if bc {
+		ls[2], ls[3] = r.bcast, r.sharedBcast
+	}
+	need := func(i int) int {
+		if i >= 2 {
+			return 1
 		}
-		need := n
-		if l == r.bcast || l == r.sharedBcast {
-			need = 1
-		}
-		rs[k] = l.ReserveN(now, need)
-		k++
+		return n
 	}
 	var wait time.Duration
-	for _, x := range rs[:k] {
-		wait = max(wait, x.DelayFrom(now))
-	}
-	if wait > 0 {
-		for _, x := range rs[:k] {
-			x.CancelAt(now)
+	for i, l := range ls {
+		if l != nil {
+			wait = max(wait, tokenWait(l, now, need(i)))
 		}
 	}
-	return wait
+	if wait > 0 {
+		return wait
+	}
+	for i, l := range ls {
+		if l != nil && !l.AllowN(now, need(i)) {
+			// Another run took a shared limiter's tokens since they were
+			// counted above; those taken from the limiters before it are
+			// spent unsent, which errs on the side of sending less.
+			return max(tokenWait(l, now, need(i)), time.Microsecond)
+		}
+	}
+	return 0
+}
+
+// tokenWait returns how long from now until l holds k tokens: 0 when it
+// does already.
+func tokenWait(l *rate.Limiter, now time.Time, k int) time.Duration {
+	short := float64(k) - l.TokensAt(now)
+	if short <= 0 || l.Limit() == rate.Inf {
+		return 0
+	}
+	if l.Limit() <= 0 || k > l.Burst() {
+		return rate.InfDuration
+	}
+	return time.Duration(math.Ceil(short / float64(l.Limit()) * float64(time.Second)))
 }
 
 // transient reports whether a send error may pass: a full socket buffer
