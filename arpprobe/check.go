@@ -47,7 +47,10 @@ func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, erro
 
 // Check verifies the cache entries of peers (duplicates are checked
 // once; nil or empty means every IPv4 entry of the table, except on
-// loopback and NOARP interfaces):
+// loopback and NOARP interfaces). A named peer is checked on every
+// interface that holds an entry for it, one Peer each, as the whole
+// table would be, or on its route's interface when none does (see "Which
+// entries a peer means" in the package documentation):
 //
 //  1. snapshot: one dump of the neighbour table, links and routes, taken
 //     before any frame is sent;
@@ -94,6 +97,7 @@ func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (
 		if err != nil {
 			return nil, err
 		}
+		ps = onEveryEntry(ps, snapshot, links, opts.Interface)
 	}
 	cached := indexNeighbors(snapshot)
 	for i := range ps {

@@ -18,6 +18,7 @@
 //     after probing, the table would already look healthy and the problem
 //     would vanish from the report, exactly as it vanishes when someone
 //     runs arping by hand.
+//
 //  2. Probe. A Prober sends a unicast ARP request to the cached MAC (does
 //     the cached host still own the address?) and, by BroadcastPolicy, a
 //     broadcast request (who owns it now?). One raw socket and one reader
@@ -27,6 +28,39 @@
 //     BroadcastAuto the broadcast follows Timeout/5 of unicast silence, and
 //     a probe listens BroadcastWait (0.9 s) after its first broadcast, so
 //     that a proxy ARP answer, which Linux delays up to 0.8 s, is heard.
+//
+//  3. Classify. Classify turns the snapshot entry and the distinct MACs
+//     that answered into a Verdict: ok, stale, dead, conflict or uncached
+//     (offlink and unknown are decided around probing).
+//
+//  4. Repair. PlanRepairs turns verdicts into a plan (data); ApplyRepairs
+//     re-reads the table just before writing and writes only the owner's
+//     MAC verified in this run, with ip-neigh-replace semantics. An entry
+//     the kernel has already healed is reported as ActionHealed and not
+//     written. Conflicts, PERMANENT entries (unless allowed) and entries
+//     that changed since the snapshot are refused; entries are never
+//     added for peers that had none.
+//
+// # Which entries a peer means
+//
+// One rule, in both modes: a peer means every entry the kernel holds for
+// its address on an interface that uses ARP (not loopback, not NOARP),
+// each checked on its own interface as one Peer. Check with no peers
+// checks every such entry; with peers named, it checks the entries the
+// whole table would give for those addresses, and a named peer with no
+// entry on the interface its route picks, in any routing table (a policy
+// rule's or a VRF's too), or is offlink if no route reaches it directly.
+// So a host with two interfaces on one subnet gets one Peer per interface
+// that caches the address; a leftover entry for an address now routed
+// through a gateway is checked where it is, named or not. Two kinds of
+// entry are treated apart:
+//   - an entry for one of the host's own addresses is offlink ("an
+//     address of this host"): the kernel never sends to it through the
+//     entry, and a request asking for it from itself proves nothing;
+//   - an entry on a port of a bridge or bond (Link.Master) with no IPv4
+//     address of its own is probed through the master (Peer.Via), which
+//     holds the address and receives what the port receives; it is still
+//     reported and repaired on the port.
 //
 // # ARP storms
 //
@@ -39,17 +73,6 @@
 // more times, and is unknown only if drops hid every attempt that could
 // tell. A reply that arrived always counts. A silence is judged only once
 // the reader has seen every frame that arrived before the window closed.
-//  3. Classify. Classify turns the snapshot entry and the distinct MACs
-//     that answered into a Verdict: ok, stale, dead, conflict or uncached
-//     (offlink and unknown are decided around probing).
-//  4. Repair. PlanRepairs turns verdicts into a plan (data); ApplyRepairs
-//     re-reads the table just before writing and writes only the owner's
-//     MAC verified in this run, with ip-neigh-replace semantics. An entry
-//     the kernel has already healed is reported as ActionHealed and not
-//     written. Conflicts, PERMANENT entries (unless allowed) and entries
-//     that changed since the snapshot are refused; entries are never
-//     added for peers that had none.
-//
 // # Other parts
 //
 // ParsePeers and PeerSet read peer lists (addresses and prefixes, one per

@@ -208,6 +208,7 @@ func (k *Kernel) Links(ctx context.Context) ([]Link, error) {
 			Loopback: at.Flags&net.FlagLoopback != 0,
 			NoARP:    at.RawFlags&unix.IFF_NOARP != 0,
 			Addrs:    byIndex[at.Index],
+			Master:   at.MasterIndex,
 		})
 	}
 	return out, nil

@@ -113,6 +113,10 @@ type Link struct {
 	NoARP    bool // IFF_NOARP: the interface does not use ARP
 	// Addrs are the interface's IPv4 addresses with their prefix lengths.
 	Addrs []netip.Prefix
+	// Master is the index of the bridge or bond the interface is a port
+	// of, 0 if none. IPv4 runs on the master, so an entry a port holds
+	// is probed through it (see Peer.Via).
+	Master int
 }
 
 // Route is one IPv4 route, of the main routing table or of any other

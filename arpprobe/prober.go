@@ -182,7 +182,11 @@ func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (St
 		if pr.Verdict != "" {
 			continue
 		}
-		l, err := p.link(pr.Ifindex)
+		on := pr.Ifindex
+		if pr.Via != 0 {
+			on = pr.Via
+		}
+		l, err := p.link(on)
 		if err != nil {
 			if isPermission(err) || errors.Is(err, ErrClosed) {
 				r.unregisterAll()

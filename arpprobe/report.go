@@ -28,6 +28,11 @@ type Peer struct {
 	Interface string     // empty for an offlink peer
 	Ifindex   int        // 0 for an offlink peer
 	Source    netip.Addr // sender address used in requests
+	// Via is the index of the interface the requests go out on and the
+	// replies come in on when it is not Ifindex: the bridge or bond that
+	// an entry's interface is a port of (Link.Master), which holds the
+	// IPv4 address and receives what the port receives. 0: Ifindex.
+	Via int
 	// Cached is the entry as snapshotted before any frame was sent; nil
 	// when the kernel had none for this address on this interface.
 	Cached *Neighbor

@@ -62,8 +62,12 @@ func Resolve(peers []netip.Addr, links []Link, routes []Route, iface string) ([]
 // unknown iface gives no peers.
 //
 // Each peer's interface is the entry's own and its source address is
-// chosen as in Resolve, without a route. Peer.Cached is left for the
-// caller to fill from its snapshot. PeersFromNeighbors is pure.
+// chosen as in Resolve, without a route. An entry on a port of a bridge
+// or bond with no IPv4 address of its own is probed through the master
+// (Peer.Via, with the master's source). Entries for the host's own
+// addresses give one offlink peer per address, never probed. Peer.Cached
+// is left for the caller to fill from its snapshot. PeersFromNeighbors is
+// pure.
 func PeersFromNeighbors(entries []Neighbor, links []Link, iface string) []Peer {
 	hs, err := newHostState(links, iface)
 	if err != nil {
@@ -80,14 +84,38 @@ func PeersFromNeighbors(entries []Neighbor, links []Link, iface string) []Peer {
 		if notUnicast(ip) != "" || hs.broadcast[ip] != "" {
 			continue
 		}
-		k := neighKey{l.Index, ip}
+		p := hs.entryPeer(l, ip)
+		k := neighKey{p.Ifindex, ip} // 0 for an address of this host: one peer
 		if _, dup := seen[k]; dup {
 			continue
 		}
 		seen[k] = struct{}{}
-		out = append(out, Peer{IP: ip, Interface: l.Name, Ifindex: l.Index, Source: source(netip.Addr{}, l, ip)})
+		out = append(out, p)
 	}
 	return out
+}
+
+// entryPeer returns the peer for an entry for ip on l: offlink if ip is
+// an address of this host (no probe can tell anything of it, and the
+// kernel never sends to it through the entry); else on l, probed through
+// l's master if l is a port with no IPv4 address of its own (Peer.Via),
+// with the source chosen as in Resolve, without a route.
+func (hs *hostState) entryPeer(l *Link, ip netip.Addr) Peer {
+	if o := hs.own[ip]; o != nil {
+		return Peer{IP: ip, Verdict: VerdictOfflink, Reason: "an address of this host, on " + o.Name}
+	}
+	p := Peer{IP: ip, Interface: l.Name, Ifindex: l.Index}
+	via := l
+	if m := hs.byIndex[l.Master]; m != nil && !hasIPv4(l) {
+		via, p.Via = m, m.Index
+	}
+	p.Source = source(netip.Addr{}, via, ip)
+	return p
+}
+
+// hasIPv4 reports whether l has an IPv4 address.
+func hasIPv4(l *Link) bool {
+	return slices.ContainsFunc(l.Addrs, func(a netip.Prefix) bool { return a.Addr().Is4() })
 }
 
 // hostState is what Resolve and PeersFromNeighbors know of the host's
@@ -235,4 +263,34 @@ func (t *routeTable) lookup(a netip.Addr) (Route, bool) {
 		}
 	}
 	return Route{}, false
+}
+
+// onEveryEntry returns peers (from Resolve) with each peer that the
+// neighbour table holds entries for replaced by the peers those entries
+// give in whole-table mode (PeersFromNeighbors): one on every interface
+// that holds one, in the table's order, with the route's source where
+// the route's interface is one of them. A named peer so means the same
+// entries as the whole table does, whatever its route says; a peer with
+// no entry keeps the interface its route picks, or its offlink verdict.
+// onEveryEntry is pure.
+func onEveryEntry(peers []Peer, entries []Neighbor, links []Link, iface string) []Peer {
+	byIP := make(map[netip.Addr][]Peer)
+	for _, p := range PeersFromNeighbors(entries, links, iface) {
+		byIP[p.IP] = append(byIP[p.IP], p)
+	}
+	out := make([]Peer, 0, len(peers))
+	for _, p := range peers {
+		held := byIP[p.IP]
+		if len(held) == 0 {
+			out = append(out, p)
+			continue
+		}
+		for _, h := range held {
+			if h.Verdict == "" && h.Ifindex == p.Ifindex && h.Via == 0 && p.Verdict == "" {
+				h.Source = p.Source
+			}
+			out = append(out, h)
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -117,15 +118,15 @@ func TestResolve(t *testing.T) {
 func checkPeer(t *testing.T, got, want Peer) {
 	t.Helper()
 	if got.IP != want.IP || got.Interface != want.Interface || got.Ifindex != want.Ifindex ||
-		got.Source != want.Source || got.Verdict != want.Verdict || got.Cached != nil ||
+		got.Source != want.Source || got.Via != want.Via || got.Verdict != want.Verdict || got.Cached != nil ||
 		!strings.Contains(got.Reason, want.Reason) || (want.Reason == "") != (got.Reason == "") {
 		t.Errorf("got  %s\nwant %s", peerString(got), peerString(want))
 	}
 }
 
 func peerString(p Peer) string {
-	return fmt.Sprintf("{%s on %q (%d) from %s, verdict %q, reason %q, cached %v}",
-		p.IP, p.Interface, p.Ifindex, p.Source, p.Verdict, p.Reason, p.Cached)
+	return fmt.Sprintf("{%s on %q (%d) via %d from %s, verdict %q, reason %q, cached %v}",
+		p.IP, p.Interface, p.Ifindex, p.Via, p.Source, p.Verdict, p.Reason, p.Cached)
 }
 
 func TestResolveKeepsOrderAndRepeats(t *testing.T) {
@@ -259,5 +260,70 @@ func BenchmarkResolve(b *testing.B) {
 		if err != nil || ps[12345].Interface != "eth0" {
 			b.Fatalf("Resolve: %v, %+v", err, ps[12345])
 		}
+	}
+}
+
+// TestNamedPeerMeansEveryEntry: a named peer means the entries the whole
+// table gives for its address (issue 11, cases 1, 4, 5, 7): one peer on
+// every interface that holds one, the route's source kept on the route's
+// interface; an address of this host is one offlink peer; an entry on a
+// bridge port with no address of its own is probed through the bridge;
+// a peer without entries keeps its route, or its offlink verdict.
+func TestNamedPeerMeansEveryEntry(t *testing.T) {
+	links := append(slices.Clone(testLinks),
+		Link{Index: 7, Name: "br0", Up: true, Addrs: []netip.Prefix{mustPrefix("198.18.9.1/24")}},
+		Link{Index: 8, Name: "port0", Up: true, Master: 7},
+	)
+	routes := append(slices.Clone(testRoutes), Route{Dst: mustPrefix("198.18.9.0/24"), Ifindex: 7})
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x07}
+	n := func(s string, ifindex int) Neighbor {
+		return Neighbor{IP: mustAddr(s), Ifindex: ifindex, MAC: mac, State: StateStale}
+	}
+	entries := []Neighbor{
+		n("198.18.1.7", 3), n("198.18.1.7", 2), // on both NICs of 198.18.1.0/24
+		n("198.18.0.1", 2), n("198.18.0.1", 3), // this host's address
+		n("198.18.9.5", 8), // on the bridge's port
+		n("198.19.0.9", 2), // routed through the gateway, a leftover entry
+		n("127.0.0.9", 1),  // loopback: not an entry a peer means
+	}
+	via := func(p Peer, index int) Peer { p.Via = index; return p }
+	tests := []struct {
+		peer string
+		want []Peer
+	}{
+		{"198.18.1.7", []Peer{onLink("198.18.1.7", "eth1", 3, "198.18.1.1"), onLink("198.18.1.7", "eth0", 2, "198.18.0.1")}},
+		{"198.18.0.1", []Peer{wantOfflink("198.18.0.1", "an address of this host, on eth0")}},
+		{"198.18.9.5", []Peer{via(onLink("198.18.9.5", "port0", 8, "198.18.9.1"), 7)}},
+		{"198.19.0.9", []Peer{onLink("198.19.0.9", "eth0", 2, "198.18.0.1")}},
+		{"198.18.0.9", []Peer{onLink("198.18.0.9", "eth0", 2, "198.18.0.1")}},        // no entry: its route
+		{"198.19.5.5", []Peer{wantOfflink("198.19.5.5", "reached through gateway")}}, // no entry, offlink
+	}
+	for _, tt := range tests {
+		t.Run(tt.peer, func(t *testing.T) {
+			resolved, err := Resolve([]netip.Addr{mustAddr(tt.peer)}, links, routes, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := onEveryEntry(resolved, entries, links, "")
+			if len(got) != len(tt.want) {
+				for _, p := range got {
+					t.Log(peerString(p))
+				}
+				t.Fatalf("got %d peers; want %d", len(got), len(tt.want))
+			}
+			for i := range tt.want {
+				checkPeer(t, got[i], tt.want[i])
+			}
+			whole := PeersFromNeighbors(entries, links, "")
+			var same []Peer
+			for _, p := range whole {
+				if p.IP == mustAddr(tt.peer) {
+					same = append(same, p)
+				}
+			}
+			if len(same) > 0 && len(same) != len(got) {
+				t.Errorf("whole-table mode gives %d peers for %s, named %d", len(same), tt.peer, len(got))
+			}
+		})
 	}
 }
