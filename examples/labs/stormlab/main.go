@@ -7,8 +7,8 @@
 // tcpdump (min–max over the runs), and in how many runs every verdict of
 // arpcheck was exact.
 //
-//	sudo go run ./examples/stormlab                       # rates 50k, 200k, 400k a second and full speed, 5 runs each
-//	sudo go run ./examples/stormlab -rates 0 -runs 10     # full speed only
+//	sudo go run ./examples/labs/stormlab                       # rates 50k, 200k, 400k a second and full speed, 5 runs each
+//	sudo go run ./examples/labs/stormlab -rates 0 -runs 10     # full speed only
 //
 // The storm, as a broken or hostile LAN sends it: every frame a 64-byte
 // ARP reply to the prober; a quarter are replies about addresses nobody
