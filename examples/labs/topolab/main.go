@@ -10,8 +10,9 @@
 // For each case it builds the topology in throwaway network namespaces,
 // seeds the prober's neighbour table, runs the release arpcheck binary
 // (`verify --format json`, and `repair` where the case is about repair)
-// at its defaults inside the prober's namespace, and compares each verdict
-// with the truth the lab built. It prints a markdown table: the case, what
+// at its defaults inside the prober's namespace, and compares each verdict,
+// what became of each entry and the exit status with the truth the lab
+// built. It prints a markdown table: the case, what
 // was built, the command, the truth, arpcheck's verdicts over the runs,
 // in how many runs all of them were right, and whether arpcheck wrote any
 // neighbour entry it was not asked to touch (the whole table is read

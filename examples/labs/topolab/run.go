@@ -118,14 +118,15 @@ func runOnce(ctx context.Context, t *topo, cmd command, bin string) (outcome, er
 	if err != nil {
 		return outcome{}, err
 	}
+	exit := c.ProcessState.ExitCode()
 	var rep report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		o := judge(cmd, report{}, before, after)
+		o := judge(cmd, report{}, exit, before, after)
 		o.right = false
 		o.got = append([]string{fmt.Sprintf("no JSON report (%v): %s", waitErr, strings.TrimSpace(stderr.String()))}, o.got...)
 		return o, nil
 	}
-	return judge(cmd, rep, before, after), nil
+	return judge(cmd, rep, exit, before, after), nil
 }
 
 // defaultsEnv is this process's environment without ARPCHECK_ variables,

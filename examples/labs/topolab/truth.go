@@ -132,10 +132,44 @@ type outcome struct {
 	wrote []string
 }
 
-// judge compares one run's report, and the prober's table before and
-// after it, with the truth of cmd. It is pure.
-func judge(cmd command, rep report, before, after table) outcome {
+// wantExit is the exit status the truth of cmd calls for, by
+// ../shared/CLI.md's rule: the worst over the peers, judged after any
+// repair (a stale entry replaced and a dead entry deleted are no longer
+// wrong).
+func wantExit(cmd command) int {
+	status := 0
+	for _, w := range cmd.wants {
+		if len(w.verdicts) == 0 {
+			continue
+		}
+		s := 0
+		switch w.verdicts[0] {
+		case "stale":
+			if w.after != replaced {
+				s = 2
+			}
+		case "conflict":
+			s = 2
+		case "dead":
+			if w.after != deleted {
+				s = 1
+			}
+		case "unknown":
+			s = 3
+		}
+		status = max(status, s)
+	}
+	return status
+}
+
+// judge compares one run's report and exit status, and the prober's
+// table before and after it, with the truth of cmd. It is pure.
+func judge(cmd command, rep report, exit int, before, after table) outcome {
 	o := outcome{right: true}
+	if want := wantExit(cmd); exit != want {
+		o.right = false
+		o.got = append(o.got, fmt.Sprintf("exit %d (truth: %d)", exit, want))
+	}
 	if rep.Error != nil {
 		o.right = false
 		o.got = append(o.got, "error: "+rep.Error.Message)

@@ -28,11 +28,14 @@ func TestJudge(t *testing.T) {
 		cmd           command
 		rep           report
 		before, after table
+		exit          *int // arpcheck's exit status; nil: the one the truth calls for
 		right         bool
 		got, wrote    []string // each must appear in the outcome
 	}{
 		{name: "verify right", cmd: verify, rep: report{Peers: both}, before: seeded, after: seeded, right: true,
 			got: []string{"lan0 198.18.6.14: ok", "lan1 198.18.6.14: stale"}},
+		{name: "an exit status the truth does not call for", cmd: verify, rep: report{Peers: both}, before: seeded, after: seeded,
+			exit: new(int), got: []string{"exit 0 (truth: 2)"}},
 		{name: "a peer object missing", cmd: verify, rep: report{Peers: both[:1]}, before: seeded, after: seeded,
 			got: []string{"lan1 198.18.6.14: missing"}},
 		{name: "a wrong verdict", cmd: verify,
@@ -81,7 +84,11 @@ func TestJudge(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := judge(tc.cmd, tc.rep, tc.before, tc.after)
+			exit := wantExit(tc.cmd)
+			if tc.exit != nil {
+				exit = *tc.exit
+			}
+			o := judge(tc.cmd, tc.rep, exit, tc.before, tc.after)
 			if o.right != tc.right {
 				t.Errorf("right = %v, want %v (got %q, wrote %q)", o.right, tc.right, o.got, o.wrote)
 			}
@@ -149,6 +156,28 @@ func TestSelectCases(t *testing.T) {
 		}
 		if err != nil || !slices.Equal(names, tc.want) {
 			t.Errorf("selectCases(%q) = %v, %v; want %v", tc.names, names, err, tc.want)
+		}
+	}
+}
+
+// TestWantExit: the exit status a truth calls for, by CLI.md's rule.
+func TestWantExit(t *testing.T) {
+	tests := []struct {
+		name  string
+		wants []want
+		exit  int
+	}{
+		{"all ok, uncached or offlink", []want{w("a", "198.18.0.2", "ok", "offlink"), w("a", "198.18.0.3", "uncached"), w("", "198.18.1.9", "offlink")}, 0},
+		{"a dead peer left", []want{w("a", "198.18.0.2", "ok"), w("a", "198.18.0.3", "dead")}, 1},
+		{"a dead entry deleted", []want{w("a", "198.18.0.3", "dead").then(deleted, nil)}, 0},
+		{"a stale entry left", []want{w("a", "198.18.0.3", "dead"), w("a", "198.18.0.4", "stale")}, 2},
+		{"a stale entry replaced", []want{w("a", "198.18.0.4", "stale").then(replaced, gone)}, 0},
+		{"a conflict", []want{w("a", "198.18.0.4", "conflict")}, 2},
+		{"an entry not to report", []want{w("a", "198.18.0.4")}, 0},
+	}
+	for _, tc := range tests {
+		if got := wantExit(command{wants: tc.wants}); got != tc.exit {
+			t.Errorf("%s: wantExit = %d, want %d", tc.name, got, tc.exit)
 		}
 	}
 }
