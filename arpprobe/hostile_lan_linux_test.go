@@ -189,7 +189,7 @@ func hostileFrames(flooderMAC net.HardwareAddr) [][]byte {
 // what a busy LAN sends, and far below what the prober's reader absorbs
 // even under the race detector on a loaded machine (its receive ring holds
 // more than a second of it). The full-speed storm is the storm lab's
-// (examples/stormlab).
+// (examples/labs/stormlab).
 const hostileFloodRate = 20000
 
 // startFlood floods from host h, rate frames a second (0: as fast as it

@@ -97,7 +97,7 @@ func floodFrames(mac net.HardwareAddr) [][]byte {
 // floodRate is the rate, in frames a second, of the floods during runs
 // that must come out exact: far below what arpcheck's reader absorbs even
 // under the race detector on a loaded machine (see arpprobe's
-// hostileFloodRate). The full-speed storm is examples/stormlab's.
+// hostileFloodRate). The full-speed storm is examples/labs/stormlab's.
 const floodRate = 20000
 
 // flood sends frames from h, rate frames a second (0: as fast as it

@@ -29,7 +29,7 @@ func arpcheckBinary(t *testing.T) string {
 }
 
 // The watch rows of issue 6's goal cases, once each, as `go run
-// ./examples/ttrlab -methods watch` runs them (silent-aged without its
+// ./examples/labs/ttrlab -methods watch` runs them (silent-aged without its
 // random wait before the move): after the move the
 // prober's entry holds the new owner's MAC (PERMANENT stays PERMANENT), a
 // TCP connect reaches the new owner, watch exits 0 on SIGTERM, and the

@@ -4,8 +4,8 @@
 // time, peak RSS, the ARP requests each tool sent (broadcast / unicast),
 // and whether its answers were right.
 //
-//	sudo go run ./examples/benchlab -n 1000 -dead 10 -stale 5 -runs 5
-//	sudo go run ./examples/benchlab -suite     # every lab of the performance goals
+//	sudo go run ./examples/labs/benchlab -n 1000 -dead 10 -stale 5 -runs 5
+//	sudo go run ./examples/labs/benchlab -suite     # every lab of the performance goals
 //
 // The lab (package lab): a prober namespace with lan0 198.18.0.1/16, a veth to
 // a peers namespace where each live peer is a macvlan with its own MAC
@@ -38,7 +38,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
+	"github.com/arpcheck/arpcheck/examples/labs/benchlab/lab"
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
 
@@ -161,7 +161,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		peersFile: filepath.Join(dir, "peers.txt"),
 	}
 	logf("building the rusage helper")
-	if err := goBuild(ctx, e.rusage, "./examples/benchlab/internal/rusage"); err != nil {
+	if err := goBuild(ctx, e.rusage, "./examples/labs/benchlab/internal/rusage"); err != nil {
 		return err
 	}
 	if e.arpcheck == "" {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
+	"github.com/arpcheck/arpcheck/examples/labs/benchlab/lab"
 )
 
 // sample is one run of one tool.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
-	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
+	"github.com/arpcheck/arpcheck/examples/labs/benchlab/lab"
 )
 
 // goalSuite is every lab the performance goals name (issue 4), with the

@@ -7,8 +7,8 @@
 // tcpdump (min–max over the runs), and in how many runs every verdict of
 // arpcheck was exact.
 //
-//	sudo go run ./examples/stormlab                       # rates 50k, 200k, 400k a second and full speed, 5 runs each
-//	sudo go run ./examples/stormlab -rates 0 -runs 10     # full speed only
+//	sudo go run ./examples/labs/stormlab                       # rates 50k, 200k, 400k a second and full speed, 5 runs each
+//	sudo go run ./examples/labs/stormlab -rates 0 -runs 10     # full speed only
 //
 // The storm, as a broken or hostile LAN sends it: every frame a 64-byte
 // ARP reply to the prober; a quarter are replies about addresses nobody
@@ -45,6 +45,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/arpcheck/arpcheck/examples/labs/internal/release"
 	"github.com/arpcheck/arpcheck/internal/flood"
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
@@ -99,7 +100,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		defer os.RemoveAll(dir)
 		o.arpcheck = filepath.Join(dir, "arpcheck")
-		if err := build(ctx, o.arpcheck); err != nil {
+		if err := release.Build(ctx, o.arpcheck, os.Stderr); err != nil {
 			return err
 		}
 	}
@@ -316,19 +317,6 @@ func rxPackets(ns *netns.NS) (uint64, error) {
 		return 0, err
 	}
 	return l.Attrs().Statistics.RxPackets, nil
-}
-
-// build builds arpcheck as released into out.
-func build(ctx context.Context, out string) error {
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/arpcheck")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
 }
 
 func spanU(v []uint64) string {

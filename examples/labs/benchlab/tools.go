@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/arpcheck/arpcheck/examples/benchlab/lab"
+	"github.com/arpcheck/arpcheck/examples/labs/benchlab/lab"
 )
 
 // A tool is one row of the table: a command line run inside the prober's

@@ -5,9 +5,9 @@
 // kernel alone, with a cron-style `arpcheck repair` every 60 s, and with
 // `arpcheck watch --repair`. It prints a markdown table.
 //
-//	sudo go run ./examples/ttrlab                  # every row: several minutes
-//	sudo go run ./examples/ttrlab -methods watch   # the watch rows: about 5 minutes, most of it the sweep-bound row
-//	sudo go run ./examples/ttrlab -methods watch -scenarios announced,announced-permanent,silent   # seconds
+//	sudo go run ./examples/labs/ttrlab                  # every row: several minutes
+//	sudo go run ./examples/labs/ttrlab -methods watch   # the watch rows: about 5 minutes, most of it the sweep-bound row
+//	sudo go run ./examples/labs/ttrlab -methods watch -scenarios announced,announced-permanent,silent   # seconds
 //
 // Each run builds a LAN of its own in throw-away network namespaces
 // (198.18.0.0/24; see lab.go): the prober, the old owner of 198.18.0.2
@@ -94,7 +94,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	o.command = strings.Join(append([]string{"go run ./examples/ttrlab"}, quoteArgs(os.Args[1:])...), " ")
+	o.command = strings.Join(append([]string{"go run ./examples/labs/ttrlab"}, quoteArgs(os.Args[1:])...), " ")
 	// Ctrl-C or SIGTERM cancels ctx: every run stops, its arpcheck
 	// processes get SIGTERM and its namespaces are closed.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
