@@ -75,13 +75,9 @@ func PeersFromNeighbors(entries []Neighbor, links []Link, iface string) []Peer {
 	}
 	var out []Peer
 	seen := make(map[neighKey]struct{}, len(entries))
-	for _, n := range entries {
-		ip := n.IP.Unmap()
-		l := hs.byIndex[n.Ifindex]
-		if !ip.Is4() || l == nil || l.Loopback || l.NoARP || (hs.only != 0 && l.Index != hs.only) {
-			continue
-		}
-		if notUnicast(ip) != "" || hs.broadcast[ip] != "" {
+	for i := range entries {
+		l, ip, ok := hs.eligible(&entries[i])
+		if !ok {
 			continue
 		}
 		p := hs.entryPeer(l, ip)
@@ -93,6 +89,20 @@ func PeersFromNeighbors(entries []Neighbor, links []Link, iface string) []Peer {
 		out = append(out, p)
 	}
 	return out
+}
+
+// eligible returns the link and address of entry n if it is one that a
+// peer means (see PeersFromNeighbors).
+func (hs *hostState) eligible(n *Neighbor) (*Link, netip.Addr, bool) {
+	ip := n.IP.Unmap()
+	l := hs.byIndex[n.Ifindex]
+	if !ip.Is4() || l == nil || l.Loopback || l.NoARP || (hs.only != 0 && l.Index != hs.only) {
+		return nil, ip, false
+	}
+	if notUnicast(ip) != "" || hs.broadcast[ip] != "" {
+		return nil, ip, false
+	}
+	return l, ip, true
 }
 
 // entryPeer returns the peer for an entry for ip on l: offlink if ip is
@@ -217,6 +227,13 @@ func source(src netip.Addr, l *Link, ip netip.Addr) netip.Addr {
 	return netip.IPv4Unspecified()
 }
 
+// samePlace reports whether a and b are the same probe of the same
+// address: interface, source, master and any verdict decided already.
+func samePlace(a, b Peer) bool {
+	return a.IP == b.IP && a.Interface == b.Interface && a.Ifindex == b.Ifindex && a.Source == b.Source &&
+		a.Via == b.Via && a.Verdict == b.Verdict && a.Reason == b.Reason
+}
+
 // routeTable finds the longest matching IPv4 prefix with one map per
 // prefix length in use, tried longest first: at most 33 map lookups per
 // address, however many routes there are.
@@ -274,23 +291,58 @@ func (t *routeTable) lookup(a netip.Addr) (Route, bool) {
 // no entry keeps the interface its route picks, or its offlink verdict.
 // onEveryEntry is pure.
 func onEveryEntry(peers []Peer, entries []Neighbor, links []Link, iface string) []Peer {
-	byIP := make(map[netip.Addr][]Peer)
-	for _, p := range PeersFromNeighbors(entries, links, iface) {
-		byIP[p.IP] = append(byIP[p.IP], p)
+	hs, err := newHostState(links, iface)
+	if err != nil {
+		return peers
 	}
-	out := make([]Peer, 0, len(peers))
-	for _, p := range peers {
-		held := byIP[p.IP]
-		if len(held) == 0 {
-			out = append(out, p)
-			continue
+	// The eligible entries of the named addresses, by address, in the
+	// table's order: an index sorted stably, not a slice per address, so
+	// that 50,000 named peers cost a set and an index, not a second
+	// report's worth of Peers.
+	named := make(map[netip.Addr]struct{}, len(peers))
+	for i := range peers {
+		named[peers[i].IP] = struct{}{}
+	}
+	var held []int32
+	for i := range entries {
+		if _, ip, ok := hs.eligible(&entries[i]); ok {
+			if _, want := named[ip]; want {
+				held = append(held, int32(i))
+			}
 		}
-		for _, h := range held {
+	}
+	ipOf := func(i int32) netip.Addr { return entries[i].IP.Unmap() }
+	slices.SortStableFunc(held, func(a, b int32) int { return ipOf(a).Compare(ipOf(b)) })
+	var out []Peer // nil until a peer differs from what Resolve gave
+	var these []Peer
+	for pi, p := range peers {
+		at, _ := slices.BinarySearchFunc(held, p.IP, func(i int32, ip netip.Addr) int { return ipOf(i).Compare(ip) })
+		these = these[:0]
+		for ; at < len(held) && ipOf(held[at]) == p.IP; at++ {
+			n := &entries[held[at]]
+			h := hs.entryPeer(hs.byIndex[n.Ifindex], p.IP)
+			if slices.ContainsFunc(these, func(o Peer) bool { return o.Ifindex == h.Ifindex }) {
+				continue
+			}
 			if h.Verdict == "" && h.Ifindex == p.Ifindex && h.Via == 0 && p.Verdict == "" {
 				h.Source = p.Source
 			}
-			out = append(out, h)
+			these = append(these, h)
 		}
+		if (len(these) == 0 || len(these) == 1 && samePlace(these[0], p)) && out == nil {
+			continue
+		}
+		if out == nil {
+			out = append(make([]Peer, 0, len(peers)+len(these)), peers[:pi]...)
+		}
+		if len(these) == 0 {
+			out = append(out, p)
+		} else {
+			out = append(out, these...)
+		}
+	}
+	if out == nil {
+		return peers
 	}
 	return out
 }
