@@ -124,6 +124,20 @@ func checkPeer(t *testing.T, got, want Peer) {
 	}
 }
 
+// checkPeers checks got against want, peer by peer.
+func checkPeers(t *testing.T, got, want []Peer) {
+	t.Helper()
+	if len(got) != len(want) {
+		for _, p := range got {
+			t.Log(peerString(p))
+		}
+		t.Fatalf("got %d peers; want %d", len(got), len(want))
+	}
+	for i := range want {
+		checkPeer(t, got[i], want[i])
+	}
+}
+
 func peerString(p Peer) string {
 	return fmt.Sprintf("{%s on %q (%d) via %d from %s, verdict %q, reason %q, cached %v}",
 		p.IP, p.Interface, p.Ifindex, p.Via, p.Source, p.Verdict, p.Reason, p.Cached)
@@ -225,16 +239,7 @@ func TestPeersFromNeighbors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("iface "+tt.iface, func(t *testing.T) {
-			got := PeersFromNeighbors(entries, testLinks, tt.iface)
-			if len(got) != len(tt.want) {
-				for _, p := range got {
-					t.Log(peerString(p))
-				}
-				t.Fatalf("got %d peers; want %d", len(got), len(tt.want))
-			}
-			for i := range tt.want {
-				checkPeer(t, got[i], tt.want[i])
-			}
+			checkPeers(t, PeersFromNeighbors(entries, testLinks, tt.iface), tt.want)
 		})
 	}
 }
@@ -305,15 +310,7 @@ func TestNamedPeerMeansEveryEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := onEveryEntry(resolved, entries, links, "")
-			if len(got) != len(tt.want) {
-				for _, p := range got {
-					t.Log(peerString(p))
-				}
-				t.Fatalf("got %d peers; want %d", len(got), len(tt.want))
-			}
-			for i := range tt.want {
-				checkPeer(t, got[i], tt.want[i])
-			}
+			checkPeers(t, got, tt.want)
 			whole := PeersFromNeighbors(entries, links, "")
 			var same []Peer
 			for _, p := range whole {

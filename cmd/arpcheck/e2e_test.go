@@ -173,9 +173,12 @@ type entry struct {
 
 // table returns the prober's IPv4 neighbour entries on the LAN by
 // address.
-func (l *lab) table() map[netip.Addr]entry {
+func (l *lab) table() map[netip.Addr]entry { return l.entriesOn(netns.LANIface) }
+
+// entriesOn returns the prober's IPv4 entries on iface, by address.
+func (l *lab) entriesOn(iface string) map[netip.Addr]entry {
 	l.t.Helper()
-	idx, err := l.Prober.LinkIndex(netns.LANIface)
+	idx, err := l.Prober.LinkIndex(iface)
 	if err != nil {
 		l.t.Fatal(err)
 	}

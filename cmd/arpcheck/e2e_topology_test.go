@@ -50,25 +50,6 @@ func addSecondNIC(t *testing.T, l *lab) {
 	}
 }
 
-// entriesOn returns the prober's IPv4 entries on iface, by address.
-func (l *lab) entriesOn(iface string) map[netip.Addr]entry {
-	l.t.Helper()
-	idx, err := l.Prober.LinkIndex(iface)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	list, err := l.Prober.Handle().NeighList(idx, netlink.FAMILY_V4)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	out := make(map[netip.Addr]entry)
-	for _, n := range list {
-		ip, _ := netip.AddrFromSlice(n.IP)
-		out[ip.Unmap()] = entry{MAC: n.HardwareAddr.String(), State: neighState(n.State)}
-	}
-	return out
-}
-
 // objects returns the report's peer objects for ip, as "interface
 // verdict action".
 func objects(r *jsonOut, ip netip.Addr) []string {
