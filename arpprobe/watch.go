@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mdlayher/packet"
 )
 
 // The defaults of WatchConfig, in one place.
@@ -151,6 +153,13 @@ type WatchCheck struct {
 //     the address with a MAC other than the cached one, as arpwatch
 //     notices it. This is what catches a PERMANENT entry whose address
 //     moved: such entries never change state and raise no event;
+//   - a TCP SYN from an address of the interface's own subnet with
+//     another source MAC than the cached one (CauseIPv4): the new owner
+//     of a recycled address connecting before it sent any ARP the host
+//     could see. A socket filter passes only SYNs to user space, so the
+//     cost follows the rate of new connections, not the traffic; a SYN
+//     routed in from another subnet never counts (it carries the
+//     router's MAC);
 //   - the sweep, every Interval, of every watched address except an
 //     ordinary entry lying idle in STALE that a check has found right.
 //
@@ -210,12 +219,14 @@ type idleAction struct {
 	cached, owner string
 }
 
-// sighting is an ARP frame from another MAC than the cached one.
+// sighting is a frame from a watched address with another MAC than
+// the cached one: ARP (CauseWire) or a TCP SYN (CauseIPv4).
 type sighting struct {
 	ifindex int
 	ip      netip.Addr
 	mac     [6]byte
 	at      time.Time
+	cause   Cause
 }
 
 // NewWatcher returns a Watcher for cfg. It opens nothing until Run, but
@@ -333,8 +344,20 @@ func (w *Watcher) tap(e TapEvent) {
 	if !ok || len(n.MAC) != 6 || [6]byte(n.MAC) == f.SenderMAC {
 		return
 	}
+	w.sight(sighting{ifindex: e.Ifindex, ip: f.SenderIP, mac: f.SenderMAC, at: e.Time, cause: CauseWire})
+}
+
+// sight queues s if the cache holds another MAC for its address on its
+// interface; a full queue drops it and counts the drop.
+func (w *Watcher) sight(s sighting) {
+	w.mu.RLock()
+	n, ok := w.cache[neighKey{s.ifindex, s.ip}]
+	w.mu.RUnlock()
+	if !ok || len(n.MAC) != 6 || [6]byte(n.MAC) == s.mac {
+		return
+	}
 	select {
-	case w.sightings <- sighting{ifindex: e.Ifindex, ip: f.SenderIP, mac: f.SenderMAC, at: e.Time}:
+	case w.sightings <- s:
 	default:
 		w.smu.Lock()
 		w.stats.SightingsDropped++
@@ -387,6 +410,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		sched:   newScheduler(WatchGap, watchCoalesce, watchPerCause),
 		results: make(chan batchResult, watchBatches),
 	}
+	defer l.closeSYNs()
 	return l.run(ctx)
 }
 
@@ -405,7 +429,8 @@ type watchLoop struct {
 	batches    int       // checks under way
 	sweepStart time.Time // zero when no sweep is under way
 	listenErrs map[int]string
-	readErr    string // the latest error reading the table, logged once
+	syns       map[int]*packet.Conn // the TCP SYN sockets, by interface index
+	readErr    string               // the latest error reading the table, logged once
 
 	fatal error
 }
@@ -730,15 +755,18 @@ func (l *watchLoop) listen(entries []Neighbor) {
 		}
 		done[n.Ifindex] = true
 		_, err := l.w.prober.link(n.Ifindex)
+		if err == nil {
+			err = l.listenSYN(n.Ifindex)
+		}
 		msg := ""
 		if err != nil {
 			msg = err.Error()
 		}
 		if msg != l.listenErrs[n.Ifindex] {
 			if err != nil {
-				l.w.log.Warn("cannot listen for ARP", "interface", n.Interface, "err", err)
+				l.w.log.Warn("cannot listen for ARP and TCP SYN", "interface", n.Interface, "err", err)
 			} else {
-				l.w.log.Info("listening for ARP again", "interface", n.Interface)
+				l.w.log.Info("listening for ARP and TCP SYN again", "interface", n.Interface)
 			}
 		}
 		if err != nil {
@@ -802,9 +830,13 @@ func (l *watchLoop) sighting(s sighting) {
 	w.stats.Sightings++
 	w.smu.Unlock()
 	mac := net.HardwareAddr(s.mac[:])
-	w.log.Debug("ARP from another MAC than the cached one", "ip", s.ip, "interface", n.Interface,
+	what := "ARP from another MAC than the cached one"
+	if s.cause == CauseIPv4 {
+		what = "a TCP SYN from another MAC than the cached one"
+	}
+	w.log.Debug(what, "ip", s.ip, "interface", n.Interface,
 		"cached_mac", n.MAC.String(), "cached_state", n.State, "announced_mac", mac.String())
-	l.sched.add(Trigger{IP: s.ip, MAC: mac, Cause: CauseWire, At: s.at})
+	l.sched.add(Trigger{IP: s.ip, MAC: mac, Cause: s.cause, At: s.at})
 }
 
 // sweep asks for a check of every watched address (the peer list, or
@@ -867,6 +899,47 @@ func (l *watchLoop) shutdown() {
 	for ; l.batches > 0; l.batches-- {
 		<-l.results
 	}
+}
+
+// closeSYNs closes the TCP SYN sockets, which ends their readers.
+func (l *watchLoop) closeSYNs() {
+	for i, c := range l.syns {
+		c.Close()
+		delete(l.syns, i)
+	}
+}
+
+// listenSYN opens, once per interface, the socket that sees TCP SYNs
+// from the interface's subnets (see CauseIPv4), in the watcher's
+// namespace, with a reader that queues sightings.
+func (l *watchLoop) listenSYN(ifindex int) error {
+	if l.syns[ifindex] != nil {
+		return nil
+	}
+	var prefixes []netip.Prefix
+	for _, k := range l.links {
+		if k.Index == ifindex {
+			prefixes = k.Addrs
+		}
+	}
+	var c *packet.Conn
+	err := l.w.pin.do(func() error {
+		ifi, err := net.InterfaceByIndex(ifindex)
+		if err != nil {
+			return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
+		}
+		c, err = listenSYN(ifi)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if l.syns == nil {
+		l.syns = make(map[int]*packet.Conn)
+	}
+	l.syns[ifindex] = c
+	go l.w.readSYN(c, ifindex, prefixes)
+	return nil
 }
 
 // finish takes in the result of a check: the cache learns each entry as

@@ -272,9 +272,11 @@ func TestWatchLANAnnouncedPermanent(t *testing.T) {
 		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
 		Interval: time.Hour,
 	})
-	if packet, subs := watchSockets(t, l.Prober); packet != packetBefore+1 || subs != subsBefore+1 {
+	// Two packet sockets on lan0: the prober's, for ARP, and the one
+	// that sees TCP SYNs (CauseIPv4).
+	if packet, subs := watchSockets(t, l.Prober); packet != packetBefore+2 || subs != subsBefore+1 {
 		t.Errorf("while watching: %d packet sockets, %d neighbour subscriptions; want %d, %d",
-			packet, subs, packetBefore+1, subsBefore+1)
+			packet, subs, packetBefore+2, subsBefore+1)
 	}
 	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x03}
 	if err := h.SetMAC(newMAC); err != nil { // the kernel announces it
@@ -292,6 +294,56 @@ func TestWatchLANAnnouncedPermanent(t *testing.T) {
 	if packet, subs := watchSockets(t, l.Prober); packet != packetBefore || subs != subsBefore {
 		t.Errorf("after Run returned: %d packet sockets, %d neighbour subscriptions; want %d, %d",
 			packet, subs, packetBefore, subsBefore)
+	}
+}
+
+// The new owner of a recycled address speaks first, and sends no ARP
+// the prober sees: it knows the prober's MAC (a PERMANENT entry), takes
+// the address with a new MAC without announcing it (arp_notify off, the
+// kernel's default) and connects. Its SYN, from an address of lan0's
+// subnet with another MAC than the cached one, makes the watcher check
+// and repair the PERMANENT entry, which no kernel event and no sweep (an
+// hour away) would.
+func TestWatchLANSpeaksFirst(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.0.5")
+	proberIP := netip.MustParseAddr("198.18.0.1")
+	l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
+	h := l.Hosts[0]
+	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StatePermanent), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.NS.AddNeigh(netns.HostIface, proberIP, netns.HostMAC(0), int(arpprobe.StatePermanent), 0); err != nil {
+		t.Fatal(err)
+	}
+	wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
+		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
+		Interval: time.Hour,
+	})
+	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x05}
+	if err := h.SetMAC(newMAC); err != nil { // silently
+		t.Fatal(err)
+	}
+	// Its SYNs go unanswered (the prober answers the old MAC) and are
+	// sent again until the dialer gives up or the entry is repaired.
+	dialed := make(chan struct{})
+	go func() {
+		defer close(dialed)
+		h.NS.Do(func() error {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			if c, err := d.Dial("tcp4", netip.AddrPortFrom(proberIP, 9).String()); err == nil {
+				c.Close()
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() { <-dialed })
+	c := wl.waitCheck(t, "the SYN", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseIPv4) })
+	p := peerByIP(t, c.Report, ip.String())
+	if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
+		t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
+	}
+	if mac, state := watchEntry(t, l, ip); mac != newMAC.String() || state != arpprobe.StatePermanent {
+		t.Errorf("entry after the check: %s %s; want %s PERMANENT", mac, state, newMAC)
 	}
 }
 

@@ -23,12 +23,16 @@ const (
 	// CauseWire: an ARP request or gratuitous announcement on the wire
 	// showed the address with a MAC other than the cached one.
 	CauseWire Cause = "wire"
+	// CauseIPv4: a TCP SYN from an address of the interface's subnet
+	// with another source MAC than the cached one: the new owner of a
+	// recycled address connecting, though it sent no ARP we could see.
+	CauseIPv4 Cause = "ipv4"
 	// CauseSweep: the periodic sweep of every watched address.
 	CauseSweep Cause = "sweep"
 )
 
 // Causes lists every cause in a stable order, for reports and metrics.
-var Causes = [...]Cause{CauseState, CauseMAC, CauseNew, CauseWire, CauseSweep}
+var Causes = [...]Cause{CauseState, CauseMAC, CauseNew, CauseWire, CauseIPv4, CauseSweep}
 
 // Trigger is one request to check an address.
 type Trigger struct {

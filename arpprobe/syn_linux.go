@@ -1,0 +1,100 @@
+package arpprobe
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// synSnap is how much of a frame the SYN filter passes: the Ethernet
+// header and the IPv4 source address are in its first 34 bytes.
+const synSnap = 64
+
+// synFilter passes the IPv4 TCP segments that open a connection (SYN
+// without ACK, not a later fragment), synSnap bytes of each, and drops
+// everything else in the kernel: the watcher's cost follows the rate of
+// new connections, not the host's traffic.
+func synFilter() ([]bpf.RawInstruction, error) {
+	return bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x0800, SkipTrue: 9},
+		bpf.LoadAbsolute{Off: 23, Size: 1}, // IPv4 protocol
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_TCP, SkipTrue: 7},
+		bpf.LoadAbsolute{Off: 20, Size: 2}, // flags and fragment offset
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 5},
+		bpf.LoadMemShift{Off: 14},               // X: the IPv4 header's length
+		bpf.LoadIndirect{Off: 14 + 13, Size: 1}, // TCP flags
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x12},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x02, SkipFalse: 1}, // SYN, not ACK
+		bpf.RetConstant{Val: synSnap},
+		bpf.RetConstant{Val: 0},
+	})
+}
+
+// parseSYN returns the source MAC and IPv4 address of a frame that
+// synFilter passes; ok is false for any other frame (one read before the
+// filter was attached).
+func parseSYN(b []byte) (mac [6]byte, ip netip.Addr, ok bool) {
+	if len(b) < 14+20 || b[12] != 0x08 || b[13] != 0x00 || b[14]>>4 != 4 || b[23] != unix.IPPROTO_TCP {
+		return mac, ip, false
+	}
+	ihl := int(b[14]&0x0f) * 4
+	if ihl < 20 || b[20]&0x1f != 0 || b[21] != 0 || len(b) < 14+ihl+14 || b[14+ihl+13]&0x12 != 0x02 {
+		return mac, ip, false
+	}
+	copy(mac[:], b[6:12])
+	return mac, netip.AddrFrom4([4]byte(b[26:30])), true
+}
+
+// onSubnet reports whether ip is on one of prefixes' subnets and not
+// one of their addresses: a frame from it came straight from its host,
+// not through a router, whose MAC it would carry.
+func onSubnet(ip netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Addr().Is4() && p.Bits() < 32 && p.Masked().Contains(ip) && p.Addr() != ip {
+			return true
+		}
+	}
+	return false
+}
+
+// listenSYN opens a socket on ifi that receives, through synFilter, the
+// frames opening TCP connections. It needs CAP_NET_RAW, as the prober's
+// sockets do.
+func listenSYN(ifi *net.Interface) (*packet.Conn, error) {
+	c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("arpprobe: listen for TCP SYN on %s: %w", ifi.Name, err)
+	}
+	prog, err := synFilter()
+	if err == nil {
+		err = c.SetBPF(prog)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("arpprobe: TCP SYN filter on %s: %w", ifi.Name, err)
+	}
+	return c, nil
+}
+
+// readSYN reads c until it is closed, and hands the watcher each frame
+// from an address of prefixes' subnets (see onSubnet).
+func (w *Watcher) readSYN(c *packet.Conn, ifindex int, prefixes []netip.Prefix) {
+	buf := make([]byte, synSnap)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			return // closed
+		}
+		mac, ip, ok := parseSYN(buf[:n])
+		if !ok || !onSubnet(ip, prefixes) {
+			continue
+		}
+		w.sight(sighting{ifindex: ifindex, ip: ip, mac: mac, at: time.Now(), cause: CauseIPv4})
+	}
+}
