@@ -82,9 +82,10 @@ func listenSYN(ifi *net.Interface) (*packet.Conn, error) {
 	return c, nil
 }
 
-// readSYN reads c until it is closed, and hands the watcher each frame
-// from an address of prefixes' subnets (see onSubnet).
-func (w *Watcher) readSYN(c *packet.Conn, ifindex int, prefixes []netip.Prefix) {
+// readSYN reads c until it is closed, and hands the watcher each SYN as
+// a sighting; the watcher's loop keeps only those from the interface's
+// own subnets (see onSubnet).
+func (w *Watcher) readSYN(c *packet.Conn, ifindex int) {
 	buf := make([]byte, synSnap)
 	for {
 		n, _, err := c.ReadFrom(buf)
@@ -92,7 +93,7 @@ func (w *Watcher) readSYN(c *packet.Conn, ifindex int, prefixes []netip.Prefix) 
 			return // closed
 		}
 		mac, ip, ok := parseSYN(buf[:n])
-		if !ok || !onSubnet(ip, prefixes) {
+		if !ok {
 			continue
 		}
 		w.sight(sighting{ifindex: ifindex, ip: ip, mac: mac, at: time.Now(), cause: CauseIPv4})

@@ -826,6 +826,13 @@ func (l *watchLoop) sighting(s sighting) {
 	if !ok || len(n.MAC) != 6 || [6]byte(n.MAC) == s.mac {
 		return
 	}
+	// Only a SYN from the interface's own subnets came straight from its
+	// host; a routed one carries the router's MAC. Judged against the
+	// links as last read, so that addresses added since the socket opened
+	// count.
+	if s.cause == CauseIPv4 && !slices.ContainsFunc(l.links, func(k Link) bool { return k.Index == s.ifindex && onSubnet(s.ip, k.Addrs) }) {
+		return
+	}
 	w.smu.Lock()
 	w.stats.Sightings++
 	w.smu.Unlock()
@@ -916,29 +923,19 @@ func (l *watchLoop) listenSYN(ifindex int) error {
 	if l.syns[ifindex] != nil {
 		return nil
 	}
-	var prefixes []netip.Prefix
-	for _, k := range l.links {
-		if k.Index == ifindex {
-			prefixes = k.Addrs
-		}
+	ifi, err := l.w.prober.cfg.InterfaceByIndex(ifindex) // run in the watcher's namespace
+	if err != nil {
+		return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
 	}
 	var c *packet.Conn
-	err := l.w.pin.do(func() error {
-		ifi, err := net.InterfaceByIndex(ifindex)
-		if err != nil {
-			return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
-		}
-		c, err = listenSYN(ifi)
-		return err
-	})
-	if err != nil {
+	if err := l.w.pin.do(func() (err error) { c, err = listenSYN(ifi); return err }); err != nil {
 		return err
 	}
 	if l.syns == nil {
 		l.syns = make(map[int]*packet.Conn)
 	}
 	l.syns[ifindex] = c
-	go l.w.readSYN(c, ifindex, prefixes)
+	go l.w.readSYN(c, ifindex)
 	return nil
 }
 
