@@ -94,6 +94,13 @@ type WatchConfig struct {
 	// Events, if set, reports changes of the table as they happen; without
 	// it they are seen at the next poll.
 	Events NeighborEventSource
+	// Trace, if set, reports entries as they enter DELAY, which no event
+	// of Events announces (NeighborTracer: the kernel's neigh
+	// tracepoints). While its subscription holds, the Watcher does not
+	// read the table every Poll; if it cannot subscribe (no CAP_BPF and
+	// CAP_PERFMON) or its subscription ends, the Watcher reads the table
+	// every Poll meanwhile. Stats.DelaySource says which is in use.
+	Trace NeighborEventSource
 	// Prober configures the prober the Watcher makes. A nil Listen means
 	// ListenConfig{Requests: true}.Listen: the sockets receive other
 	// hosts' requests too, which the Watcher needs to see announcements.
@@ -112,10 +119,10 @@ type WatchConfig struct {
 	// Interval is the time between sweeps; zero means
 	// DefaultWatchInterval, a negative value no sweeps but the first.
 	Interval time.Duration
-	// Poll is the time between reads of the table; zero means
-	// DefaultWatchPoll, a negative value none (then entries that start
-	// being used while STALE are caught only by the kernel's PROBE event
-	// about 5 s later, or by a sweep).
+	// Poll is the time between reads of the table when Trace is not in
+	// use; zero means DefaultWatchPoll, a negative value none (then
+	// entries that start being used while STALE are caught only by the
+	// kernel's PROBE event about 5 s later, or by a sweep).
 	Poll time.Duration
 	// Logger receives a record for every finding and repair, and for
 	// trouble (lost events, failed checks); nil discards them. Healthy
@@ -420,10 +427,9 @@ type watchLoop struct {
 	sched *scheduler
 	links []Link
 
-	events     <-chan NeighborEvent
-	subCancel  context.CancelFunc
-	resubAt    time.Time // when to subscribe again; zero: subscribed (or no source)
-	resubDelay time.Duration
+	events subscription // Events
+	trace  subscription // Trace
+	source DelaySource  // what shows entries entering DELAY, as last logged
 
 	results    chan batchResult
 	batches    int       // checks under way
@@ -444,12 +450,24 @@ type batchResult struct {
 
 func (l *watchLoop) run(ctx context.Context) error {
 	w := l.w
+	l.events.src, l.trace.src = w.cfg.Events, w.cfg.Trace
 	if w.cfg.Events != nil {
-		if err := l.subscribe(ctx, false); err != nil {
-			return err
+		if err := l.events.open(ctx, false); err != nil {
+			return fmt.Errorf("arpprobe: watch: subscribe to neighbour events: %w", err)
 		}
 	}
-	defer l.unsubscribe()
+	defer l.events.close()
+	// Before the first read: an entry entering DELAY after it is seen.
+	if w.cfg.Trace != nil {
+		err := l.trace.open(ctx, false)
+		if err != nil && !isPermission(err) {
+			l.trace.retryLater()
+		}
+		l.noteSource(err)
+	} else {
+		l.noteSource(nil)
+	}
+	defer l.trace.close()
 	if err := l.refreshLinks(ctx); err != nil {
 		return err
 	}
@@ -481,7 +499,11 @@ func (l *watchLoop) run(ctx context.Context) error {
 		if l.batches < watchBatches {
 			wake = l.sched.next()
 		}
-		for _, t := range []time.Time{nextPoll, nextSweep, l.resubAt} {
+		poll := nextPoll
+		if !l.polling() {
+			poll = time.Time{}
+		}
+		for _, t := range []time.Time{poll, nextSweep, l.events.retryAt, l.trace.retryAt} {
 			if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
 				wake = t
 			}
@@ -494,16 +516,19 @@ func (l *watchLoop) run(ctx context.Context) error {
 		case <-ctx.Done():
 			l.shutdown()
 			return nil
-		case ev, ok := <-l.events:
-			if !ok {
-				l.subscriptionEnded(ctx, nil)
-				break
-			}
-			if ev.Err != nil {
+		case ev, ok := <-l.events.events:
+			if !ok || ev.Err != nil {
 				l.subscriptionEnded(ctx, ev.Err)
 				break
 			}
 			l.event(ctx, ev)
+		case ev, ok := <-l.trace.events:
+			if !ok || ev.Err != nil {
+				l.traceEnded(ctx, ev.Err)
+				nextPoll = time.Now().Add(w.cfg.Poll)
+				break
+			}
+			l.traced(ev)
 		case s := <-w.sightings:
 			l.sighting(s)
 		case r := <-l.results:
@@ -521,12 +546,19 @@ func (l *watchLoop) run(ctx context.Context) error {
 		}
 		l.notePeaks()
 		now = time.Now()
-		if !l.resubAt.IsZero() && !now.Before(l.resubAt) {
-			if err := l.subscribe(ctx, true); err == nil {
+		if l.events.due(now) {
+			if l.resubscribe(ctx) == nil {
 				l.refresh(ctx, false) // what changed while no events came
 			}
 		}
-		if !nextPoll.IsZero() && !now.Before(nextPoll) {
+		if l.trace.due(now) {
+			err := l.trace.open(ctx, true)
+			l.noteSource(err)
+			if err == nil {
+				l.refresh(ctx, false)
+			}
+		}
+		if l.polling() && !nextPoll.IsZero() && !now.Before(nextPoll) {
 			l.refresh(ctx, false)
 			l.sched.prune(now)
 			nextPoll = now.Add(w.cfg.Poll)
@@ -555,52 +587,23 @@ func (l *watchLoop) notePeaks() {
 	}
 }
 
-// subscribe subscribes to neighbour events. If that fails and retry is
-// set, it logs and arranges to try again later, with a growing wait.
-func (l *watchLoop) subscribe(ctx context.Context, retry bool) error {
-	sctx, cancel := context.WithCancel(ctx)
-	events, err := l.w.cfg.Events.SubscribeNeighbors(sctx)
+// resubscribe subscribes to neighbour events again after a failure or
+// the end of a subscription; if that fails it logs and arranges to try
+// again later, with a growing wait.
+func (l *watchLoop) resubscribe(ctx context.Context) error {
+	err := l.events.open(ctx, true)
 	if err != nil {
-		cancel()
-		err = fmt.Errorf("arpprobe: watch: subscribe to neighbour events: %w", err)
-		if !retry {
-			return err
-		}
-		l.resubDelay = min(max(2*l.resubDelay, 100*time.Millisecond), resubscribeMax)
-		l.resubAt = time.Now().Add(l.resubDelay)
-		l.w.log.Warn("cannot subscribe to neighbour events; reading the table meanwhile", "err", err, "retry_in", l.resubDelay)
-		return err
+		l.w.log.Warn("cannot subscribe to neighbour events; reading the table meanwhile",
+			"err", fmt.Errorf("arpprobe: watch: subscribe to neighbour events: %w", err), "retry_in", l.events.delay)
 	}
-	l.events, l.subCancel, l.resubAt, l.resubDelay = events, cancel, time.Time{}, 0
-	return nil
-}
-
-func (l *watchLoop) unsubscribe() {
-	if l.subCancel == nil {
-		return
-	}
-	l.subCancel()
-	// The source closes the channel once it has let go of its socket.
-	timeout := time.After(5 * time.Second)
-	for l.events != nil {
-		select {
-		case _, ok := <-l.events:
-			if !ok {
-				l.events = nil
-			}
-		case <-timeout:
-			l.events = nil
-		}
-	}
-	l.subCancel = nil
+	return err
 }
 
 // subscriptionEnded handles the end of the event subscription before
 // ctx: events may have been lost, so the table is read again after a
 // new subscription.
 func (l *watchLoop) subscriptionEnded(ctx context.Context, err error) {
-	l.subCancel()
-	l.events, l.subCancel = nil, nil
+	l.events.ended()
 	if ctx.Err() != nil {
 		return
 	}
@@ -615,7 +618,7 @@ func (l *watchLoop) subscriptionEnded(ctx context.Context, err error) {
 	} else {
 		l.w.log.Warn("neighbour event subscription ended; subscribing again", "err", err)
 	}
-	if l.subscribe(ctx, true) == nil {
+	if l.resubscribe(ctx) == nil {
 		l.refresh(ctx, false)
 	}
 }

@@ -36,6 +36,13 @@ type watchLAN struct {
 // ordinary goroutine: its sockets must land in the namespace anyway.
 func startWatch(t *testing.T, l *netns.LAN, cfg arpprobe.WatchConfig) *watchLAN {
 	t.Helper()
+	return startWatchTraced(t, l, cfg, false)
+}
+
+// startWatchTraced is startWatch, with a NeighborTracer as Trace if
+// traced.
+func startWatchTraced(t *testing.T, l *netns.LAN, cfg arpprobe.WatchConfig, traced bool) *watchLAN {
+	t.Helper()
 	wl := &watchLAN{LAN: l, checks: make(chan arpprobe.WatchCheck, 64), done: make(chan error, 1)}
 	cfg.OnCheck = func(c arpprobe.WatchCheck) { wl.checks <- c }
 	var mon *arpprobe.NeighborMonitor
@@ -45,6 +52,14 @@ func startWatch(t *testing.T, l *netns.LAN, cfg arpprobe.WatchConfig) *watchLAN 
 			return err
 		}
 		cfg.Table, cfg.Topology, cfg.Events = k, k, mon
+		if traced {
+			tr, err := arpprobe.OpenNeighborTracer()
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { tr.Close() })
+			cfg.Trace = tr
+		}
 		wl.w, err = arpprobe.NewWatcher(cfg)
 		return err
 	})

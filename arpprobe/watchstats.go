@@ -26,9 +26,15 @@ type WatchStats struct {
 	Frames Stats
 	// Events counts the kernel's neighbour events received.
 	Events uint64
-	// Resyncs counts the times the event subscription ended (events lost,
-	// ENOBUFS) and the table was read again.
+	// Resyncs counts the times the event or tracer subscription ended
+	// (events lost: ENOBUFS, a full ring buffer) and the table was read
+	// again.
 	Resyncs uint64
+	// DelaySource is what shows entries entering DELAY now: the neigh
+	// tracepoints, a read of the table every Poll, or none.
+	DelaySource DelaySource
+	// TraceEvents counts the entries the tracer reported entering DELAY.
+	TraceEvents uint64
 	// Sightings counts ARP requests and announcements that showed a
 	// watched address with another MAC than the cached one;
 	// SightingsDropped those not handled because too many were queued.

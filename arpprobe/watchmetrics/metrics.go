@@ -19,6 +19,8 @@
 //	frames_dropped_total{reason}     counter    frames not used, by reason (kernel: socket buffer full)
 //	events_total                     counter    kernel neighbour events
 //	event_resyncs_total              counter    times events were lost and the table read again
+//	delay_source{source}             gauge      1 for what shows entries entering DELAY (tracepoints, poll, none), else 0
+//	trace_events_total               counter    entries the neigh tracepoints showed entering DELAY
 //	sightings_total                  counter    ARP from another MAC than a cached one
 //	event_lag_seconds                histogram  from an event or sighting to the end of its check
 //	check_errors_total               counter    checks that could not run
@@ -75,6 +77,9 @@ var metrics = []struct {
 		"the others, malformed frames.", []string{"reason"}},
 	{"events_total", "Kernel neighbour events received.", nil},
 	{"event_resyncs_total", "Times neighbour events were lost and the table was read again.", nil},
+	{"delay_source", "1 for what shows the watcher entries entering DELAY (a STALE entry's first use): the kernel's " +
+		"neigh tracepoints, a read of the table every --poll, or none; 0 for the others.", []string{"source"}},
+	{"trace_events_total", "Entries the kernel's neigh tracepoints showed entering DELAY.", nil},
 	{"sightings_total", "ARP requests and announcements showing a watched address with another MAC than the cached one.", nil},
 	{"event_lag_seconds", "Time from a kernel event or ARP sighting to the end of the check it asked for.", nil},
 	{"check_errors_total", "Checks that could not run at all.", nil},
@@ -134,6 +139,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter("frames_dropped_total", s.SightingsDropped, "backlog")
 	counter("events_total", s.Events)
 	counter("event_resyncs_total", s.Resyncs)
+	for _, src := range arpprobe.DelaySources {
+		v := 0.0
+		if src == s.DelaySource {
+			v = 1
+		}
+		gauge("delay_source", v, string(src))
+	}
+	counter("trace_events_total", s.TraceEvents)
 	counter("sightings_total", s.Sightings)
 	buckets := make(map[float64]uint64, len(s.Lag.Bounds))
 	var cum uint64

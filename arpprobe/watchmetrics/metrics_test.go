@@ -97,7 +97,7 @@ func TestMetrics(t *testing.T) {
 		Repairs: map[arpprobe.Action]uint64{arpprobe.ActionReplaced: 3, arpprobe.ActionRefused: 2},
 		Frames: arpprobe.Stats{SentUnicast: 500, SentBroadcast: 9, Replies: 480, Received: 1234,
 			KernelDrops: 5},
-		Events: 77, Resyncs: 1, Sightings: 2, SightingsDropped: 4, CheckErrors: 0, Sweeps: 10,
+		Events: 77, Resyncs: 1, DelaySource: arpprobe.DelaySourcePoll, TraceEvents: 6, Sightings: 2, SightingsDropped: 4, CheckErrors: 0, Sweeps: 10,
 		LastSweep:     time.Unix(1700000000, 500e6),
 		SweepDuration: 1500 * time.Millisecond,
 		Lag: arpprobe.Histogram{Bounds: lagBounds, Counts: make([]uint64, len(lagBounds)+1),
@@ -133,6 +133,10 @@ func TestMetrics(t *testing.T) {
 		{"arpcheck_watch_frames_dropped_total", []string{"reason", "short"}, 0},
 		{"arpcheck_watch_events_total", nil, 77},
 		{"arpcheck_watch_event_resyncs_total", nil, 1},
+		{"arpcheck_watch_delay_source", []string{"source", "poll"}, 1},
+		{"arpcheck_watch_delay_source", []string{"source", "tracepoints"}, 0},
+		{"arpcheck_watch_delay_source", []string{"source", "none"}, 0},
+		{"arpcheck_watch_trace_events_total", nil, 6},
 		{"arpcheck_watch_sightings_total", nil, 2},
 		{"arpcheck_watch_check_errors_total", nil, 0},
 		{"arpcheck_watch_sweeps_total", nil, 10},
@@ -165,13 +169,13 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s is a %s; want %s", name, f.GetType(), want)
 		}
 	}
-	if len(fams) != 15 {
+	if len(fams) != 17 {
 		var names []string
 		for n := range fams {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		t.Errorf("%d metric families %v; want 15", len(fams), names)
+		t.Errorf("%d metric families %v; want 17", len(fams), names)
 	}
 
 	h := fams["arpcheck_watch_event_lag_seconds"].GetMetric()[0].GetHistogram()
