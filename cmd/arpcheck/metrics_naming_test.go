@@ -53,7 +53,8 @@ func TestMetricNames(t *testing.T) {
 	textOnly := []string{"arpcheck_exit_code", "arpcheck_last_run_timestamp_seconds", "arpcheck_run_duration_seconds",
 		"arpcheck_peers_checked", "arpcheck_peers_repaired", "arpcheck_peer_verdict"}
 	watchOnly := []string{"arpcheck_watch_checks_total", "arpcheck_watch_replies_total", "arpcheck_watch_events_total",
-		"arpcheck_watch_event_resyncs_total", "arpcheck_watch_sightings_total", "arpcheck_watch_event_lag_seconds",
+		"arpcheck_watch_event_resyncs_total", "arpcheck_watch_delay_source", "arpcheck_watch_trace_events_total",
+		"arpcheck_watch_sightings_total", "arpcheck_watch_event_lag_seconds",
 		"arpcheck_watch_check_errors_total", "arpcheck_watch_sweeps_total", "arpcheck_watch_sweep_duration_seconds",
 		"arpcheck_watch_last_sweep_timestamp_seconds"}
 	// Label values only one side has: the backlog of sightings is

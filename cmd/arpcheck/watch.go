@@ -28,6 +28,7 @@ import (
 const (
 	flagWatchRepair    = "repair"
 	flagWatchPoll      = "poll"
+	flagWatchTrace     = "tracepoints"
 	flagWatchListen    = "listen"
 	flagWatchLogFormat = "log-format"
 	flagWatchLogLevel  = "log-level"
@@ -78,9 +79,12 @@ func watchFlags() []cli.Flag {
 	return append(flags,
 		&cli.DurationFlag{Name: flagInterval, EnvVars: envVars(flagInterval), Value: arpprobe.DefaultWatchInterval,
 			Usage: "sweep every watched entry every `DURATION`; 0: only once, at the start"},
+		&cli.BoolFlag{Name: flagWatchTrace, EnvVars: envVars(flagWatchTrace), Value: true,
+			Usage: "see entries start being used while STALE (the kernel announces no event for that) through " +
+				"the kernel's neigh tracepoints, at once and without reading the table, when the process may " +
+				"(CAP_BPF and CAP_PERFMON); otherwise, or with --tracepoints=false, read the table every --poll"},
 		&cli.DurationFlag{Name: flagWatchPoll, EnvVars: envVars(flagWatchPoll), Value: arpprobe.DefaultWatchPoll,
-			Usage: "read the table every `DURATION`, to see entries start being used while STALE " +
-				"(the kernel announces no event for that); 0: never"},
+			Usage: "without tracepoints, read the table every `DURATION`, to see entries start being used while STALE; 0: never"},
 		&cli.StringFlag{Name: flagWatchListen, EnvVars: envVars(flagWatchListen),
 			Usage: "serve /metrics (Prometheus) and /healthz on `ADDRESS`, such as :9808 (default: off)"},
 		&cli.StringFlag{Name: flagWatchLogFormat, EnvVars: envVars(flagWatchLogFormat), Value: "text",
@@ -96,6 +100,7 @@ type watchConfig struct {
 	peerArgs  []string
 	peers     string // --peers
 	listen    string
+	trace     bool // --tracepoints
 	logFormat string
 	logLevel  slog.Level
 }
@@ -106,6 +111,7 @@ func readWatchFlags(c *cli.Context) (*watchConfig, error) {
 		peerArgs:  c.Args().Slice(),
 		peers:     c.String(flagPeers),
 		listen:    c.String(flagWatchListen),
+		trace:     c.Bool(flagWatchTrace),
 		logFormat: c.String(flagWatchLogFormat),
 	}
 	var errs []string
@@ -209,6 +215,14 @@ func (e *env) watchAction(c *cli.Context) error {
 	defer mon.Close()
 	wc := cfg.watch
 	wc.Table, wc.Topology, wc.Events, wc.Peers, wc.Logger = k, k, mon, peers, log
+	if cfg.trace {
+		tr, err := arpprobe.OpenNeighborTracer()
+		if err != nil {
+			return fail(err)
+		}
+		defer tr.Close()
+		wc.Trace = tr
+	}
 	w, err := arpprobe.NewWatcher(wc)
 	if err != nil {
 		return fail(err)

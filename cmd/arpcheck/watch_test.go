@@ -167,6 +167,10 @@ func TestWatchBinary(t *testing.T) {
 	if ok := metric("arpcheck_watch_peers", "verdict", "ok"); ok != 2 {
 		t.Errorf("after the first sweep: %v entries ok; want 2", ok)
 	}
+	// Run as root: the tracepoints are used, and say so.
+	if v := metric("arpcheck_watch_delay_source", "source", "tracepoints"); v != 1 {
+		t.Errorf(`arpcheck_watch_delay_source{source="tracepoints"} = %v; want 1`, v)
+	}
 	if v := metric("arpcheck_build_info", "command", "watch", "version", binaryVersion(t)); v != 1 {
 		t.Errorf(`arpcheck_build_info{command="watch",version=%q} = %v; want 1`, binaryVersion(t), v)
 	}
@@ -234,13 +238,17 @@ func TestWatchBinary(t *testing.T) {
 		}
 		msgs = append(msgs, msg)
 	}
-	if want := "watching|repaired|SIGHUP: peers reloaded|stopped"; strings.Join(msgs, "|") != want {
+	if want := "watching|" + tracepointsLog + "|repaired|SIGHUP: peers reloaded|stopped"; strings.Join(msgs, "|") != want {
 		t.Errorf("log messages %q; want %q", strings.Join(msgs, "|"), want)
 	}
 	if code, _ := get("/healthz"); code != 0 {
 		t.Errorf("/healthz still answers (%d) after watch stopped", code)
 	}
 }
+
+// tracepointsLog is what watch logs when it sees entries enter DELAY
+// through the tracepoints.
+const tracepointsLog = "entries entering DELAY are seen through the kernel's neigh tracepoints; the table is not polled"
 
 // binaryVersion is the version the binary under test reports.
 func binaryVersion(t *testing.T) string {
