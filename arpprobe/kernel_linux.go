@@ -31,6 +31,8 @@ type Kernel struct {
 	// streaming neighbour dumps (see streamNeighbors); nil for a Kernel
 	// from NewKernel, which lists through h.
 	dumps *nl.SocketHandle
+	// scan is a third, for ScanNeighbors; nil with dumps.
+	scan  *neighScanner
 	owned bool // Close closes h
 }
 
@@ -68,7 +70,13 @@ func OpenKernelAt(ns netns.NsHandle) (*Kernel, error) {
 		h.Close()
 		return nil, kernelError("open rtnetlink socket", err)
 	}
-	return &Kernel{h: h, dumps: &nl.SocketHandle{Socket: s}, owned: true}, nil
+	scan, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		s.Close()
+		return nil, kernelError("open rtnetlink socket", err)
+	}
+	return &Kernel{h: h, dumps: &nl.SocketHandle{Socket: s}, scan: newNeighScanner(scan), owned: true}, nil
 }
 
 // NewKernel returns a Kernel that uses h, such as a handle made with
@@ -84,6 +92,7 @@ func (k *Kernel) Close() error {
 	if k.owned {
 		k.h.Close()
 		k.dumps.Close()
+		k.scan.Close()
 	}
 	return nil
 }
@@ -134,6 +143,28 @@ func (k *Kernel) Neighbors(ctx context.Context) ([]Neighbor, error) {
 		})
 	}
 	return out, nil
+}
+
+// ScanNeighbors passes every IPv4 neighbour entry to fn, one netlink dump
+// decoded as it arrives, keeping none (see NeighborScanner): the Neighbor
+// and its MAC are valid only during the call, and Interface is empty.
+// An interrupted dump (the table changed meanwhile) is an error wrapping
+// netlink.ErrDumpInterrupted, after fn saw what the dump passed.
+func (k *Kernel) ScanNeighbors(ctx context.Context, fn func(*Neighbor)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("arpprobe: scan neighbours: %w", err)
+	}
+	if k.scan == nil {
+		list, err := k.Neighbors(ctx)
+		for i := range list {
+			fn(&list[i])
+		}
+		return err
+	}
+	if err := k.scan.scan(ctx, fn); err != nil {
+		return kernelError("scan neighbours", err)
+	}
+	return nil
 }
 
 // SetNeighbor creates or replaces the entry for n.IP on n.Ifindex, like

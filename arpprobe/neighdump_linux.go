@@ -65,7 +65,8 @@ const neighBlockSize = 1024
 // parseNeighMsg decodes one RTM_NEWNEIGH message body: struct ndmsg
 // (rtnetlink(7)) and its attributes. It reports false for anything but an
 // IPv4 entry with a 4-byte NDA_DST, and for a malformed message. The MAC,
-// if the entry has one (NDA_LLADDR), is copied into macs.
+// if the entry has one (NDA_LLADDR), is copied into macs, or with nil
+// macs is a slice of m.
 func parseNeighMsg(m []byte, macs *macBlocks) (Neighbor, bool) {
 	if len(m) < unix.SizeofNdMsg || m[0] != unix.AF_INET {
 		return Neighbor{}, false
@@ -91,7 +92,11 @@ func parseNeighMsg(m []byte, macs *macBlocks) (Neighbor, bool) {
 			n.IP = netip.AddrFrom4([4]byte(data))
 			haveIP = true
 		case unix.NDA_LLADDR:
-			if len(data) > 0 {
+			switch {
+			case len(data) == 0:
+			case macs == nil:
+				n.MAC = data
+			default:
 				n.MAC = macs.copy(data)
 			}
 		}

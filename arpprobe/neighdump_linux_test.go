@@ -128,4 +128,33 @@ func TestKernelStreamedDumpMatchesNeighList(t *testing.T) {
 	if a, b := neighborsString(streamed), neighborsString(listed); a != b {
 		t.Errorf("streamed dump and NeighList differ:\nstreamed:%s\nNeighList:%s", a, b)
 	}
+
+	// The scan passes the same entries, without the names, and keeps
+	// nothing: a scan allocates nothing.
+	ctx := context.Background()
+	var scanned []Neighbor
+	if err := lab.k.ScanNeighbors(ctx, func(n *Neighbor) {
+		c := *n
+		c.MAC = slices.Clone(n.MAC)
+		scanned = append(scanned, c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(scanned, func(a, b Neighbor) int { return a.IP.Compare(b.IP) })
+	for i := range listed {
+		listed[i].Interface = ""
+	}
+	if a, b := neighborsString(scanned), neighborsString(listed); a != b {
+		t.Errorf("scan and NeighList differ:\nscan:%s\nNeighList:%s", a, b)
+	}
+	count := 0
+	countOne := func(*Neighbor) { count++ }
+	allocs := testing.AllocsPerRun(10, func() {
+		if err := lab.k.ScanNeighbors(ctx, countOne); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 || count != 11*len(listed) {
+		t.Errorf("a scan allocates %v times and passed %d entries in 11 scans; want 0 and %d", allocs, count, 11*len(listed))
+	}
 }

@@ -435,8 +435,12 @@ type watchLoop struct {
 	batches    int       // checks under way
 	sweepStart time.Time // zero when no sweep is under way
 	listenErrs map[int]string
-	syns       map[int]*packet.Conn // the TCP SYN sockets, by interface index
-	readErr    string               // the latest error reading the table, logged once
+	seen       map[seenKey]seenEntry // every IPv4 entry of the last read, for poll
+	seenGen    uint32                // the number of the latest read
+	changed    []Neighbor            // poll's scratch
+	scanOne    func(*Neighbor)       // l.scanned, bound once
+	syns       map[int]*packet.Conn  // the TCP SYN sockets, by interface index
+	readErr    string                // the latest error reading the table, logged once
 
 	fatal error
 }
@@ -559,7 +563,7 @@ func (l *watchLoop) run(ctx context.Context) error {
 			}
 		}
 		if l.polling() && !nextPoll.IsZero() && !now.Before(nextPoll) {
-			l.refresh(ctx, false)
+			l.poll(ctx)
 			l.sched.prune(now)
 			nextPoll = now.Add(w.cfg.Poll)
 		}
@@ -690,6 +694,7 @@ func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
 	}
 	l.readErr = ""
 	l.knowsLinks(ctx, entries)
+	l.remember(entries)
 	entries = l.watched(entries)
 	now := time.Now()
 	next := make(map[neighKey]Neighbor, len(entries))
@@ -782,10 +787,16 @@ func (l *watchLoop) listen(entries []Neighbor) {
 
 // event handles one kernel event.
 func (l *watchLoop) event(ctx context.Context, ev NeighborEvent) {
+	l.w.smu.Lock()
+	l.w.stats.Events++
+	l.w.smu.Unlock()
+	l.apply(ctx, ev)
+}
+
+// apply takes a change of one entry, from an event or a poll, into the
+// cache, and asks for a check if it calls for one.
+func (l *watchLoop) apply(ctx context.Context, ev NeighborEvent) {
 	w := l.w
-	w.smu.Lock()
-	w.stats.Events++
-	w.smu.Unlock()
 	n := ev.Neighbor
 	n.IP = n.IP.Unmap()
 	k := neighKey{n.Ifindex, n.IP}

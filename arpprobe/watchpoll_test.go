@@ -1,0 +1,95 @@
+package arpprobe
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+)
+
+// scanTable is a fake table that can be scanned.
+type scanTable struct{ *fakeTable }
+
+func (t scanTable) ScanNeighbors(ctx context.Context, fn func(*Neighbor)) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reads++
+	for i := range t.entries {
+		fn(&t.entries[i])
+	}
+	return nil
+}
+
+// A poll through a NeighborScanner hands on exactly what changed since
+// the last read, as events would: an entry that entered DELAY, one that
+// changed MAC, one that appeared; it forgets one that went; and when
+// nothing changed it allocates nothing.
+func TestWatchPollScansChanges(t *testing.T) {
+	const a, b, c = "198.18.0.2", "198.18.0.3", "198.18.0.4"
+	tbl := scanTable{oneLAN(watchNeigh(a, macA, StateStale), watchNeigh(b, macA, StateReachable))}
+	w, err := NewWatcher(WatchConfig{Table: tbl, Topology: tbl, Prober: (&fakeLAN{}).config()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.pin.Close()
+	defer w.prober.Close()
+	l := &watchLoop{w: w, sched: newScheduler(WatchGap, watchCoalesce, watchPerCause)}
+	ctx := context.Background()
+	if err := l.refreshLinks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	triggers := func() string {
+		var s []string
+		for _, tr := range l.sched.take(time.Now().Add(time.Hour)) {
+			s = append(s, fmt.Sprintf("%s %s %s", tr.IP, tr.Cause, tr.MAC))
+		}
+		slices.Sort(s)
+		return fmt.Sprint(s)
+	}
+	cached := func() string {
+		var s []string
+		for k, n := range w.cache {
+			s = append(s, fmt.Sprintf("%s %s %s", k.ip, n.MAC, n.State))
+		}
+		slices.Sort(s)
+		return fmt.Sprint(s)
+	}
+	if allocs := testing.AllocsPerRun(20, func() { l.poll(ctx) }); allocs != 0 {
+		t.Errorf("a poll of an unchanged table allocates %v times; want 0", allocs)
+	}
+	if got := triggers(); got != "[]" {
+		t.Errorf("polls of an unchanged table asked for %s; want nothing", got)
+	}
+
+	set := func(ip string, mac []byte, s State) {
+		tbl.mu.Lock()
+		defer tbl.mu.Unlock()
+		n := watchNeigh(ip, mac, s)
+		n.Ifindex, n.Interface = 2, "fake2"
+		tbl.set(n)
+	}
+	set(a, macA, StateDelay)
+	set(b, macB, StateReachable)
+	set(c, macA, StateReachable)
+	l.poll(ctx)
+	want := fmt.Sprint([]string{a + " state " + macA.String(), b + " mac " + macB.String(), c + " new " + macA.String()})
+	if got := triggers(); got != want {
+		t.Errorf("after the changes, the poll asked for %s; want %s", got, want)
+	}
+	tbl.mu.Lock()
+	tbl.entries = slices.DeleteFunc(tbl.entries, func(n Neighbor) bool { return n.IP == netip.MustParseAddr(b) })
+	tbl.mu.Unlock()
+	l.poll(ctx)
+	want = fmt.Sprint([]string{a + " " + macA.String() + " DELAY", c + " " + macA.String() + " REACHABLE"})
+	if got := cached(); got != want {
+		t.Errorf("cache after %s went: %s; want %s", b, got, want)
+	}
+	if got := triggers(); got != "[]" {
+		t.Errorf("an entry that went asked for %s; want nothing", got)
+	}
+}
