@@ -6,6 +6,7 @@
 //
 //	sudo go run ./examples/labs/benchlab -n 1000 -dead 10 -stale 5 -runs 5
 //	sudo go run ./examples/labs/benchlab -suite     # every lab of the performance goals
+//	sudo go run ./examples/labs/benchlab -watch-idle 60s -n 4000 -runs 3   # watch's idle cost, with and without tracepoints
 //
 // The lab (package lab): a prober namespace with lan0 198.18.0.1/16, a veth to
 // a peers namespace where each live peer is a macvlan with its own MAC
@@ -55,6 +56,8 @@ func main() {
 	flag.StringVar(&o.arpcheck, "arpcheck", "", "arpcheck binary to measure (default: go build ./cmd/arpcheck)")
 	flag.BoolVar(&o.suite, "suite", false, "run every lab of the performance goals and judge the goals (ignores -n, -dead, -stale, -tools)")
 	flag.BoolVar(&o.quiet, "q", false, "no progress on standard error")
+	flag.DurationVar(&o.watchIdle, "watch-idle", 0, "measure `arpcheck watch --repair` on -n healthy entries over this window, "+
+		"with and without --tracepoints, -runs times each (instead of the tools)")
 	flag.BoolVar(&o.hold, "hold", false, "build and seed the lab (-n, -dead, -stale), print how to enter its namespaces, and wait for Ctrl-C")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: benchlab [flags]\n\n"+
@@ -87,6 +90,7 @@ type options struct {
 	suite       bool
 	quiet       bool
 	hold        bool
+	watchIdle   time.Duration
 }
 
 func toolNames() string {
@@ -117,6 +121,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	if o.hold {
 		return hold(ctx, lab.Config{N: o.n, Dead: o.dead, Stale: o.stale, Rewrite: o.rewrite, Log: logf}, stdout)
+	}
+	if o.watchIdle < 0 {
+		return errors.New("-watch-idle must not be negative")
 	}
 	var scenarios []scenario
 	if o.suite {
@@ -172,6 +179,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if o.watchIdle > 0 {
+		return runIdle(ctx, o, e, stdout, logf)
+	}
 	started := time.Now()
 	var results []*result
 	for _, sc := range scenarios {
