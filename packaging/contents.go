@@ -34,6 +34,11 @@ func packageContents(root, dir string, a artifacts) (files.Contents, error) {
 		file(filepath.Join(deploy, "systemd", "arpcheck.sysusers"), "/usr/lib/sysusers.d/arpcheck.conf", 0o644),
 		file(filepath.Join(deploy, "systemd", "arpcheck.tmpfiles"), "/usr/lib/tmpfiles.d/arpcheck.conf", 0o644),
 		file(filepath.Join(root, "LICENSE"), "/usr/share/doc/arpcheck/copyright", 0o644),
+		// Not in /usr/lib/systemd/system/arpcheck-watch.service.d, where it
+		// would always apply: the operator who wants the tracepoints copies
+		// it to /etc/systemd/system/arpcheck-watch.service.d/.
+		file(filepath.Join(deploy, "systemd", "arpcheck-watch.service.d", "tracepoints.conf"),
+			"/usr/share/doc/arpcheck/examples/arpcheck-watch.service.d/tracepoints.conf", 0o644),
 	}
 	for _, u := range units {
 		text, err := os.ReadFile(filepath.Join(deploy, "systemd", u))

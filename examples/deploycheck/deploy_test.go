@@ -211,10 +211,22 @@ func TestCronFile(t *testing.T) {
 // named by ExecStart must exist, so a copy of the units points at the
 // freshly built arpcheck.
 func TestSystemdUnitsVerify(t *testing.T) {
+	t.Run("units", func(t *testing.T) { testSystemdUnitsVerify(t, false) })
+	t.Run("with the tracepoints drop-in", func(t *testing.T) { testSystemdUnitsVerify(t, true) })
+}
+
+func testSystemdUnitsVerify(t *testing.T, dropIn bool) {
 	analyze := need(t, "systemd-analyze")
 	dir := t.TempDir()
 	units := []string{"arpcheck.service", "arpcheck.timer", "arpcheck-watch.service"}
-	for _, name := range units {
+	files := slices.Clone(units)
+	if dropIn {
+		if err := os.Mkdir(filepath.Join(dir, "arpcheck-watch.service.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, "arpcheck-watch.service.d/tracepoints.conf")
+	}
+	for _, name := range files {
 		text := strings.ReplaceAll(read(t, "systemd/"+name), installedBinary, cli(t))
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,10 @@ import (
 // watchUnit is the long-running unit: arpcheck watch --repair.
 const watchUnit = "systemd/arpcheck-watch.service"
 
+// tracepointsDropIn is the watch unit's optional drop-in that lets it use
+// the neigh tracepoints.
+const tracepointsDropIn = "systemd/arpcheck-watch.service.d/tracepoints.conf"
+
 // serviceKey returns the one value of key in the unit's [Service]
 // section, failing the test if it is set more than once or not at all.
 func serviceKey(t *testing.T, u map[string]map[string][]string, key string) string {
@@ -93,6 +97,18 @@ func TestWatchUnitConsistent(t *testing.T) {
 		if got := one(key); got != want {
 			t.Errorf("%s=%s; want %s", key, got, want)
 		}
+	}
+	// The drop-in adds the tracepoints' capabilities and the bpf(2) call
+	// that the unit's ~@privileged filter denies, and nothing else.
+	d := unitFile(t, tracepointsDropIn)
+	bpfCaps := "CAP_BPF CAP_PERFMON"
+	for key, want := range map[string]string{"CapabilityBoundingSet": bpfCaps, "AmbientCapabilities": bpfCaps, "SystemCallFilter": "bpf"} {
+		if got := serviceKey(t, d, key); got != want {
+			t.Errorf("%s: %s=%s; want %s", tracepointsDropIn, key, got, want)
+		}
+	}
+	if len(d) != 1 || len(d["Service"]) != 3 {
+		t.Errorf("%s sets %v; want only the three [Service] keys", tracepointsDropIn, d)
 	}
 	if typ := one("Type"); typ != "exec" && typ != "simple" {
 		t.Errorf("Type=%s; want exec or simple (watch runs until stopped and tells systemd nothing)", typ)

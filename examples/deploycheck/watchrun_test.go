@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,8 +45,44 @@ func setprivArgs(t *testing.T, u map[string]map[string][]string) []string {
 // a LAN of namespaces, does what the unit promises: it repairs a stale
 // entry, answers /healthz and /metrics on its --listen port, reads its
 // peers again on the unit's reload signal and stops at once on SIGTERM
-// (systemd's stop) with status 0.
+// (systemd's stop) with status 0. It sees entries enter DELAY by reading
+// the table; with the tracepoints drop-in's capabilities added, through
+// the tracepoints.
 func TestWatchUnitRuns(t *testing.T) {
+	for _, tt := range []struct {
+		name, dropIn, source string
+	}{
+		{"unit", "", "poll"},
+		{"with " + tracepointsDropIn, tracepointsDropIn, "tracepoints"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			u := unitFile(t, watchUnit)
+			if tt.dropIn != "" {
+				u = withDropIn(t, u, unitFile(t, tt.dropIn))
+			}
+			testWatchUnitRuns(t, u, tt.source)
+		})
+	}
+}
+
+// withDropIn returns the unit u with the drop-in d applied as systemd
+// applies it to the capability lists: added to the unit's.
+func withDropIn(t *testing.T, u, d map[string]map[string][]string) map[string]map[string][]string {
+	t.Helper()
+	out := map[string]map[string][]string{}
+	for sec, keys := range u {
+		out[sec] = map[string][]string{}
+		for k, v := range keys {
+			out[sec][k] = slices.Clone(v)
+		}
+	}
+	for _, key := range []string{"CapabilityBoundingSet", "AmbientCapabilities"} {
+		out["Service"][key] = []string{serviceKey(t, u, key) + " " + serviceKey(t, d, key)}
+	}
+	return out
+}
+
+func testWatchUnitRuns(t *testing.T, u map[string]map[string][]string, source string) {
 	setpriv := need(t, "setpriv")
 	var (
 		prefix = netip.MustParsePrefix("198.18.2.1/24")
@@ -54,7 +91,6 @@ func TestWatchUnitRuns(t *testing.T) {
 		oldMAC = net.HardwareAddr{0x02, 0, 0, 0, 0xee, 0x03} // b's before it was replaced
 	)
 	lan := netns.NewLANT(t, prefix, a, b)
-	u := unitFile(t, watchUnit)
 	args := watchArgs(t, u)
 	stop, err := time.ParseDuration(serviceKey(t, u, "TimeoutStopSec"))
 	if err != nil {
@@ -119,6 +155,9 @@ func TestWatchUnitRuns(t *testing.T) {
 	}
 	if got := series[`arpcheck_watch_repair_actions_total{action="replaced"}`] + series[`arpcheck_watch_repair_actions_total{action="healed"}`]; got != 1 {
 		t.Errorf("arpcheck_watch_repair_actions_total replaced + healed = %v; want 1", got)
+	}
+	if got := series[`arpcheck_watch_delay_source{source="`+source+`"}`]; got != 1 {
+		t.Errorf(`arpcheck_watch_delay_source{source=%q} = %v; want 1`, source, got)
 	}
 
 	// systemctl reload: the signal ExecReload sends.

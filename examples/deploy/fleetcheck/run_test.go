@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -103,9 +105,45 @@ func containerEnv(t *testing.T, ctr corev1.Container) []string {
 // metrics hold every series the alerts select, the memory used fits the
 // request, and SIGTERM (the kubelet's stop) ends it with status 0 within
 // the grace period.
+//
+// As shipped, it sees entries enter DELAY by reading the table; with the
+// capabilities the manifest offers as an option (commented out), through
+// the kernel's neigh tracepoints.
 func TestDaemonSetRuns(t *testing.T) {
-	setpriv := need(t, "setpriv")
 	f := readFleet(t)
+	optional := optionalCaps(t)
+	if !slices.Equal(optional, []corev1.Capability{"BPF", "PERFMON"}) {
+		t.Errorf("the manifest offers %v as optional capabilities; want BPF and PERFMON", optional)
+	}
+	for _, tt := range []struct {
+		name   string
+		extra  []corev1.Capability
+		source string
+	}{
+		{"as shipped", nil, "poll"},
+		{"with the optional capabilities", optional, "tracepoints"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testDaemonSetRuns(t, f, tt.extra, tt.source) })
+	}
+}
+
+// optionalCaps returns the capabilities the DaemonSet lists, commented
+// out, after its added ones.
+func optionalCaps(t *testing.T) []corev1.Capability {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(kubeDir, "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caps []corev1.Capability
+	for _, m := range regexp.MustCompile(`(?m)^\s*#\s*- ([A-Z_]+)\s*$`).FindAllStringSubmatch(string(b), -1) {
+		caps = append(caps, corev1.Capability(m[1]))
+	}
+	return caps
+}
+
+func testDaemonSetRuns(t *testing.T, f fleet, extraCaps []corev1.Capability, source string) {
+	setpriv := need(t, "setpriv")
 	bin := builtImage(t)
 	argv := watchCommand(t, f.ctr, bin.img)
 	if argv[0] != bin.img.entrypoint[0] {
@@ -134,7 +172,9 @@ func TestDaemonSetRuns(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, setpriv, append(append(containerSetpriv(t, f.ctr.SecurityContext), "--", bin.path), argv[1:]...)...)
+	sc := f.ctr.SecurityContext.DeepCopy()
+	sc.Capabilities.Add = append(sc.Capabilities.Add, extraCaps...)
+	cmd := exec.CommandContext(ctx, setpriv, append(append(containerSetpriv(t, sc), "--", bin.path), argv[1:]...)...)
 	cmd.Env = containerEnv(t, f.ctr)
 	cmd.Dir = "/"
 	var stderr proctest.Buffer
@@ -197,6 +237,9 @@ func TestDaemonSetRuns(t *testing.T) {
 	}
 	if got := sum("arpcheck_watch_repair_actions_total", "replaced", "healed"); got != 1 {
 		t.Errorf("arpcheck_watch_repair_actions_total replaced and healed = %v; want 1", got)
+	}
+	if got := sum("arpcheck_watch_delay_source", source); got != 1 {
+		t.Errorf(`arpcheck_watch_delay_source{source=%q} = %v; want 1`, source, got)
 	}
 
 	// Memory: the peak so far, on a LAN of two peers, fits the request
