@@ -82,17 +82,28 @@ func listenSYN(ifi *net.Interface) (*packet.Conn, error) {
 	return c, nil
 }
 
-// readSYN reads c until it is closed, and hands the watcher each SYN as
+// parseIPv4Source returns the source MAC and IPv4 address of a frame
+// that the mismatch filter passes: any IPv4 frame.
+func parseIPv4Source(b []byte) (mac [6]byte, ip netip.Addr, ok bool) {
+	if len(b) < 14+20 || b[12] != 0x08 || b[13] != 0x00 || b[14]>>4 != 4 {
+		return mac, ip, false
+	}
+	copy(mac[:], b[6:12])
+	return mac, netip.AddrFrom4([4]byte(b[26:30])), true
+}
+
+// readSYN reads c until it is closed, and hands the watcher each frame
+// that parse takes (a SYN, or with the mismatch filter any IPv4 frame) as
 // a sighting; the watcher's loop keeps only those from the interface's
 // own subnets (see onSubnet).
-func (w *Watcher) readSYN(c *packet.Conn, ifindex int) {
+func (w *Watcher) readSYN(c *packet.Conn, ifindex int, parse func([]byte) ([6]byte, netip.Addr, bool)) {
 	buf := make([]byte, synSnap)
 	for {
 		n, _, err := c.ReadFrom(buf)
 		if err != nil {
 			return // closed
 		}
-		mac, ip, ok := parseSYN(buf[:n])
+		mac, ip, ok := parse(buf[:n])
 		if !ok {
 			continue
 		}

@@ -160,13 +160,15 @@ type WatchCheck struct {
 //     the address with a MAC other than the cached one, as arpwatch
 //     notices it. This is what catches a PERMANENT entry whose address
 //     moved: such entries never change state and raise no event;
-//   - a TCP SYN from an address of the interface's own subnet with
+//   - an IPv4 frame from an address of the interface's own subnet with
 //     another source MAC than the cached one (CauseIPv4): the new owner
-//     of a recycled address connecting before it sent any ARP the host
-//     could see. A socket filter passes only SYNs to user space, so the
-//     cost follows the rate of new connections, not the traffic; a SYN
-//     routed in from another subnet never counts (it carries the
-//     router's MAC);
+//     of a recycled address speaking before it sent any ARP the host
+//     could see. Where the process may load eBPF (CAP_BPF), a socket
+//     filter looks every IPv4 frame's source up in a map of the watched
+//     entries' MACs and passes only a mismatch, at most one a second per
+//     entry; without, a classic filter passes TCP SYNs only. Either way
+//     user space sees no more than that, not the traffic; a frame routed
+//     in from another subnet never counts (it carries the router's MAC);
 //   - the sweep, every Interval, of every watched address except an
 //     ordinary entry lying idle in STALE that a check has found right.
 //
@@ -439,8 +441,12 @@ type watchLoop struct {
 	seenGen    uint32                // the number of the latest read
 	changed    []Neighbor            // poll's scratch
 	scanOne    func(*Neighbor)       // l.scanned, bound once
-	syns       map[int]*packet.Conn  // the TCP SYN sockets, by interface index
-	readErr    string                // the latest error reading the table, logged once
+	syns       map[int]*packet.Conn  // the IPv4 sockets, by interface index
+	// mismatch is the eBPF filter of the IPv4 sockets, if it could be
+	// loaded (mismatchTried); without it they take TCP SYNs only.
+	mismatch      *mismatchFilter
+	mismatchTried bool
+	readErr       string // the latest error reading the table, logged once
 
 	fatal error
 }
@@ -718,6 +724,7 @@ func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
 	w.mu.Lock()
 	w.cache = next
 	w.mu.Unlock()
+	l.syncMismatch()
 	l.forget()
 	l.listen(entries)
 	return nil
@@ -813,6 +820,7 @@ func (l *watchLoop) apply(ctx context.Context, ev NeighborEvent) {
 		w.cache[k] = keep[0]
 	}
 	w.mu.Unlock()
+	l.syncMismatch(k)
 	if len(keep) == 0 {
 		if had {
 			l.forget()
@@ -853,7 +861,7 @@ func (l *watchLoop) sighting(s sighting) {
 	mac := net.HardwareAddr(s.mac[:])
 	what := "ARP from another MAC than the cached one"
 	if s.cause == CauseIPv4 {
-		what = "a TCP SYN from another MAC than the cached one"
+		what = "an IPv4 frame from another MAC than the cached one"
 	}
 	w.log.Debug(what, "ip", s.ip, "interface", n.Interface,
 		"cached_mac", n.MAC.String(), "cached_state", n.State, "announced_mac", mac.String())
@@ -928,6 +936,10 @@ func (l *watchLoop) closeSYNs() {
 		c.Close()
 		delete(l.syns, i)
 	}
+	if l.mismatch != nil {
+		l.mismatch.Close()
+		l.mismatch = nil
+	}
 }
 
 // listenSYN opens, once per interface, the socket that sees TCP SYNs
@@ -941,16 +953,82 @@ func (l *watchLoop) listenSYN(ifindex int) error {
 	if err != nil {
 		return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
 	}
+	l.loadMismatch()
 	var c *packet.Conn
 	if err := l.w.pin.do(func() (err error) { c, err = listenSYN(ifi); return err }); err != nil {
 		return err
+	}
+	parse := parseSYN
+	if f := l.mismatch; f != nil {
+		rc, err := c.SyscallConn()
+		if err == nil {
+			cerr := rc.Control(func(fd uintptr) { err = f.attach(int(fd)) })
+			err = errors.Join(cerr, err)
+		}
+		if err != nil {
+			c.Close()
+			return err
+		}
+		parse = parseIPv4Source
 	}
 	if l.syns == nil {
 		l.syns = make(map[int]*packet.Conn)
 	}
 	l.syns[ifindex] = c
-	go l.w.readSYN(c, ifindex)
+	go l.w.readSYN(c, ifindex, parse)
 	return nil
+}
+
+// loadMismatch loads the eBPF filter of the IPv4 sockets, once, and
+// says which filter they use.
+func (l *watchLoop) loadMismatch() {
+	if l.mismatchTried {
+		return
+	}
+	l.mismatchTried = true
+	f, err := loadMismatchFilter()
+	if err != nil {
+		l.w.log.Info("IPv4 sightings from TCP SYNs only (classic socket filter)", "ebpf", err)
+		return
+	}
+	l.mismatch = f
+	l.syncMismatch()
+	l.w.log.Info("IPv4 sightings from every frame whose source MAC differs from the cached one (eBPF socket filter)")
+}
+
+// syncMismatch brings the filter's map in step with the cache, for the
+// entries of keys, or every entry if keys is nil.
+func (l *watchLoop) syncMismatch(keys ...neighKey) {
+	f := l.mismatch
+	if f == nil {
+		return
+	}
+	w := l.w
+	w.mu.RLock()
+	if keys == nil {
+		for k := range f.kept {
+			if _, ok := w.cache[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		for k := range w.cache {
+			keys = append(keys, k)
+		}
+	}
+	var errs []error
+	for _, k := range keys {
+		var mac []byte
+		if n, ok := w.cache[k]; ok && n.Usable() && n.State&StateNoARP == 0 {
+			mac = n.MAC
+		}
+		if err := f.set(k, mac); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	w.mu.RUnlock()
+	if err := errors.Join(errs...); err != nil {
+		w.log.Warn("cannot update the IPv4 filter's entries", "err", err)
+	}
 }
 
 // finish takes in the result of a check: the cache learns each entry as
@@ -984,6 +1062,7 @@ func (l *watchLoop) finish(r batchResult) {
 		}
 	}
 	w.mu.Lock()
+	var written []neighKey
 	for i := range r.report.Peers {
 		p := &r.report.Peers[i]
 		if p.Ifindex == 0 {
@@ -1000,8 +1079,12 @@ func (l *watchLoop) finish(r batchResult) {
 		} else {
 			delete(w.cache, k)
 		}
+		written = append(written, k)
 	}
 	w.mu.Unlock()
+	if len(written) > 0 {
+		l.syncMismatch(written...)
+	}
 	for i := range r.report.Peers {
 		p := &r.report.Peers[i]
 		l.sched.done(p.IP, settledBy(p))

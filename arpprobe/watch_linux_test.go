@@ -503,3 +503,50 @@ func TestNeighborMonitor(t *testing.T) {
 		}
 	})
 }
+
+// With the eBPF filter (CAP_BPF, as here), any IPv4 frame from the new
+// owner shows the move, not only a TCP SYN: here a UDP datagram, which
+// the classic SYN filter drops. Once the entry is right, the same
+// owner's frames are dropped in the kernel and count as nothing.
+func TestWatchLANSpeaksFirstUDP(t *testing.T) {
+	ip := netip.MustParseAddr("198.18.0.6")
+	proberIP := netip.MustParseAddr("198.18.0.1")
+	l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
+	h := l.Hosts[0]
+	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StatePermanent), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.NS.AddNeigh(netns.HostIface, proberIP, netns.HostMAC(0), int(arpprobe.StatePermanent), 0); err != nil {
+		t.Fatal(err)
+	}
+	wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
+		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
+		Interval: time.Hour,
+	})
+	// Frames from the owner while its entry is right are not sightings.
+	watchSendUDP(t, h.NS, proberIP)
+	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x06}
+	if err := h.SetMAC(newMAC); err != nil { // silently
+		t.Fatal(err)
+	}
+	watchSendUDP(t, h.NS, proberIP)
+	c := wl.waitCheck(t, "the datagram", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseIPv4) })
+	p := peerByIP(t, c.Report, ip.String())
+	if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
+		t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
+	}
+	if mac, state := watchEntry(t, l, ip); mac != newMAC.String() || state != arpprobe.StatePermanent {
+		t.Errorf("entry after the check: %s %s; want %s PERMANENT", mac, state, newMAC)
+	}
+	sightings := wl.w.Stats().Sightings
+	for range 20 {
+		watchSendUDP(t, h.NS, proberIP)
+	}
+	// Had the filter passed them, the reader would have counted them by
+	// now, as a rule (the datagrams were sent, and answered with ICMP:
+	// nothing listens on port 9); a lagging reader makes this pass, never
+	// fail.
+	if got := wl.w.Stats().Sightings; got != sightings || got == 0 {
+		t.Errorf("sightings: %d after the repair and 20 more datagrams, %d before; want the same, and not 0", got, sightings)
+	}
+}

@@ -152,6 +152,9 @@ func (l *watchLoop) traced(ev NeighborEvent) {
 		w.cache[k] = cur
 	}
 	w.mu.Unlock()
+	if ok {
+		l.syncMismatch(k)
+	}
 	w.smu.Lock()
 	w.stats.TraceEvents++
 	w.smu.Unlock()

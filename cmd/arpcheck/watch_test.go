@@ -238,7 +238,7 @@ func TestWatchBinary(t *testing.T) {
 		}
 		msgs = append(msgs, msg)
 	}
-	if want := "watching|" + tracepointsLog + "|repaired|SIGHUP: peers reloaded|stopped"; strings.Join(msgs, "|") != want {
+	if want := "watching|" + tracepointsLog + "|" + ebpfSightingsLog + "|repaired|SIGHUP: peers reloaded|stopped"; strings.Join(msgs, "|") != want {
 		t.Errorf("log messages %q; want %q", strings.Join(msgs, "|"), want)
 	}
 	if code, _ := get("/healthz"); code != 0 {
@@ -249,6 +249,10 @@ func TestWatchBinary(t *testing.T) {
 // tracepointsLog is what watch logs when it sees entries enter DELAY
 // through the tracepoints.
 const tracepointsLog = "entries entering DELAY are seen through the kernel's neigh tracepoints; the table is not polled"
+
+// ebpfSightingsLog is what watch logs when its IPv4 sockets take the
+// eBPF filter.
+const ebpfSightingsLog = "IPv4 sightings from every frame whose source MAC differs from the cached one (eBPF socket filter)"
 
 // binaryVersion is the version the binary under test reports.
 func binaryVersion(t *testing.T) string {
