@@ -31,13 +31,18 @@ var (
 	// movedAddr is the address that moves from the old owner to the new.
 	movedAddr = netip.MustParseAddr("198.18.0.2")
 	port      = uint16(80)
+	// proberAddr is the prober's address, where the rows in which the new
+	// owner speaks first find a TCP server (proberPort).
+	proberAddr = lanPrefix.Addr()
+	proberPort = uint16(81)
 )
 
 // The banners the owners' TCP servers send, so a client knows which one
 // it reached.
 const (
-	bannerOld = "old"
-	bannerNew = "new"
+	bannerOld    = "old"
+	bannerNew    = "new"
+	bannerProber = "prober"
 )
 
 // lab is one run's network.
@@ -102,6 +107,45 @@ func (l *lab) build(ctx context.Context) error {
 		l.garp, err = packet.Listen(l.garpIfi, packet.Raw, unix.ETH_P_ARP, nil)
 		return err
 	})
+}
+
+// listenFirst prepares the rows where the new owner speaks first: a TCP
+// server on the prober, and on the new owner a static entry for the
+// prober, so that it never asks for the prober's MAC (an ARP request the
+// prober would see). Linux's arp_notify is off by default, and the lab
+// sends no announcement in these rows.
+func (l *lab) listenFirst() error {
+	if err := l.serve(l.lan.Prober, netip.AddrPortFrom(proberAddr, proberPort).String(), bannerProber); err != nil {
+		return err
+	}
+	mac, err := l.lan.Prober.LinkMAC(netns.LANIface)
+	if err != nil {
+		return err
+	}
+	return l.new.NS.AddNeigh(netns.HostIface, proberAddr, mac, netlink.NUD_PERMANENT, 0)
+}
+
+// speak connects from the new owner to the prober's server once, with
+// the kernel retrying its SYN, until it reads the banner or limit passes,
+// and returns when it read it (zero: never).
+func (l *lab) speak(ctx context.Context, limit time.Duration) time.Time {
+	var done time.Time
+	l.new.NS.Do(func() error {
+		d := net.Dialer{Timeout: limit}
+		c, err := d.DialContext(ctx, "tcp4", netip.AddrPortFrom(proberAddr, proberPort).String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		b := make([]byte, len(bannerProber))
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != bannerProber {
+			return fmt.Errorf("banner %q: %v", b, err)
+		}
+		done = time.Now()
+		return nil
+	})
+	return done
 }
 
 // delAddr removes movedAddr from h's interface.

@@ -31,7 +31,15 @@
 //   - silent-reachable, not one of the goal cases: no announcement,
 //     traffic flowing, an ordinary entry, which traffic keeps REACHABLE;
 //     the kernel reports nothing until the entry's reachable time runs
-//     out (15–45 s), so watch cannot act sooner (except at a sweep).
+//     out (15–45 s), so watch cannot act sooner (except at a sweep);
+//   - speaks-stale, speaks-reachable, speaks-permanent: the new owner
+//     speaks first. It sends no ARP the prober can see (a static entry
+//     for the prober, no announcement) and, from t0, connects to a TCP
+//     server on the prober, whose entry is STALE and idle, REACHABLE
+//     (traffic until t0) or PERMANENT; the prober answers its SYN to the
+//     old MAC until the entry is right. The time is the new owner's
+//     connect's; the goal, within 1.5 s (its first SYN retransmission)
+//     in every run.
 //
 // Each scenario runs with the kernel alone; with `arpcheck repair` run
 // for real every -cron-period (60 s) from a random moment in the first
@@ -71,7 +79,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.runs, "runs", 5, "runs of each watch row")
 	flag.IntVar(&o.slowRuns, "slow-runs", 3, "runs of each kernel and cron row (each takes up to -limit)")
-	flag.StringVar(&o.scenarios, "scenarios", "all", "scenarios to run, comma-separated: announced, announced-permanent, silent, silent-aged, silent-permanent, silent-reachable")
+	flag.StringVar(&o.scenarios, "scenarios", "all", "scenarios to run, comma-separated: announced, announced-permanent, silent, silent-aged, silent-permanent, silent-reachable, speaks-stale, speaks-reachable, speaks-permanent")
 	flag.StringVar(&o.methods, "methods", "all", "methods to run, comma-separated: kernel, cron, watch")
 	flag.DurationVar(&o.cfg.limit, "limit", 90*time.Second, "how long a run waits for the entry and a connect after t0")
 	flag.DurationVar(&o.cfg.cronPeriod, "cron-period", time.Minute, "period of the cron's `arpcheck repair`")

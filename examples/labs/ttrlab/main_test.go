@@ -110,6 +110,7 @@ func TestGoal(t *testing.T) {
 		return out
 	}
 	announced, silentPerm, reachable := scenarioNamed(t, "announced"), scenarioNamed(t, "silent-permanent"), scenarioNamed(t, "silent-reachable")
+	speaks := scenarioNamed(t, "speaks-reachable")
 	for _, tt := range []struct {
 		desc    string
 		row     row
@@ -127,6 +128,9 @@ func TestGoal(t *testing.T) {
 			"no goal; **bound by --interval (1m0s): exceeded**"},
 		{"REACHABLE within the reachable time", row{reachable, methodWatch}, ms(45500), true,
 			"no goal; bound by the kernel's reachable time (15–45 s) or --interval (1m0s): every run within it"},
+		{"speaks first: every run within 1.5 s", row{speaks, methodWatch}, ms(300, 1500, 1400), true, "met"},
+		{"speaks first: one run over 1.5 s, the median under", row{speaks, methodWatch}, ms(300, 1501, 400), false, "**not met**"},
+		{"speaks first: a run that never connects", row{speaks, methodWatch}, ms(300, -1, 400), false, "**not met**"},
 	} {
 		met, text := c.goal(&result{row: tt.row, samples: tt.samples})
 		if met != tt.met || text != tt.text {
@@ -157,7 +161,8 @@ func TestSelectRows(t *testing.T) {
 		{"announced", "watch", []string{"announced/watch"}},
 		{"silent,announced", "cron,kernel", []string{"announced/kernel", "announced/cron", "silent/kernel", "silent/cron"}},
 		{"all", "watch", []string{"announced/watch", "announced-permanent/watch", "silent/watch",
-			"silent-aged/watch", "silent-permanent/watch", "silent-reachable/watch"}},
+			"silent-aged/watch", "silent-permanent/watch", "silent-reachable/watch",
+			"speaks-stale/watch", "speaks-reachable/watch", "speaks-permanent/watch"}},
 		{"nonesuch", "all", nil},
 		{"all", "flush", nil},
 	} {

@@ -93,6 +93,11 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 		return s, err
 	}
 	defer obs.close()
+	if r.sc.speaks {
+		if err := l.listenFirst(); err != nil {
+			return s, err
+		}
+	}
 
 	// The entry as the old owner left it: pinned, or learnt by the
 	// kernel from a first connect (REACHABLE).
@@ -130,6 +135,10 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 	var bg sync.WaitGroup
 	defer func() { stopRun(); bg.Wait() }()
 	cl := newClient(p)
+	// The prober's client; in the rows where the new owner speaks first
+	// it stops at t0, so that the new owner speaks first.
+	clientCtx, stopClient := context.WithCancel(runCtx)
+	defer stopClient()
 
 	if r.sc.idle {
 		// The entry ages to STALE while nothing uses it (written here;
@@ -153,7 +162,7 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 			return s, err
 		}
 	} else {
-		bg.Go(func() { cl.run(runCtx) })
+		bg.Go(func() { cl.run(clientCtx) })
 		wait := flowing
 		if w != nil && !r.sc.goal {
 			// Only the sweep finds this one: come at a random moment of
@@ -192,8 +201,26 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 			return s, err
 		}
 	}
-	if r.sc.idle {
-		bg.Go(func() { cl.run(runCtx) })
+	// t2 comes from the prober's client, or from the new owner's connect.
+	second := func() (time.Time, <-chan struct{}) { return cl.first(bannerNew) }
+	if r.sc.speaks {
+		stopClient()
+		var spoke time.Time
+		spoken := make(chan struct{})
+		bg.Go(func() {
+			spoke = l.speak(runCtx, c.limit)
+			close(spoken)
+		})
+		second = func() (time.Time, <-chan struct{}) {
+			select {
+			case <-spoken:
+				return spoke, nil
+			default:
+				return time.Time{}, spoken
+			}
+		}
+	} else if r.sc.idle {
+		bg.Go(func() { cl.run(clientCtx) })
 	}
 	var cronRuns []cronRun
 	if r.m == methodCron {
@@ -209,9 +236,12 @@ wait:
 	for {
 		var ch1, ch2 <-chan struct{}
 		t1, ch1 = obs.first()
-		t2, ch2 = cl.first(bannerNew)
+		t2, ch2 = second()
 		if !t1.IsZero() && !t2.IsZero() {
 			break
+		}
+		if r.sc.speaks && ch2 == nil && t2.IsZero() && !t1.IsZero() {
+			break // the new owner gave up (its connect timed out)
 		}
 		select {
 		case <-ch1:
@@ -231,7 +261,7 @@ wait:
 	bg.Wait()
 	if !t1.IsZero() && t2.IsZero() {
 		// A connect that reached the new owner right at the limit.
-		t2, _ = cl.first(bannerNew)
+		t2, _ = second()
 	}
 	s.entry, s.connect = since(t0, t1), since(t0, t2)
 

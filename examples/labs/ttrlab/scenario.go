@@ -30,12 +30,26 @@ type scenario struct {
 	// behind it.
 	aged bool
 	// goal: watch must make the entry right and TCP work within
-	// goalTime (median). Otherwise the sweep interval is the bound.
+	// goalTime (median), or with speaks the new owner's connect work
+	// within speaksGoal in every run. Otherwise the sweep interval is the
+	// bound.
 	goal bool
+	// speaks: the new owner speaks first. It sends no ARP the prober can
+	// see (it has a static entry for the prober, and no announcement)
+	// and connects to a TCP server on the prober from t0; the prober
+	// answers to the cached MAC until its entry is right. Connect times
+	// are the new owner's. With idle, the entry is STALE and unused at
+	// t0; with permanent, PERMANENT; with neither, REACHABLE (traffic to
+	// the old owner until t0).
+	speaks bool
 }
 
 // goalTime is issue 6's goal for watch.
 const goalTime = time.Second
+
+// speaksGoal is issue 12's goal for watch when the new owner speaks
+// first: its connect works by its first SYN retransmission, in every run.
+const speaksGoal = 1500 * time.Millisecond
 
 var scenarios = []scenario{
 	{name: "announced", title: "announced, ordinary entry", announce: true, goal: true},
@@ -48,6 +62,11 @@ var scenarios = []scenario{
 	// REACHABLE, and the kernel reports nothing until its reachable time
 	// runs out and the entry enters DELAY.
 	{name: "silent-reachable", title: "silent, REACHABLE entry (not a goal case)"},
+	// Issue 12's: the new owner's first frame, a TCP SYN to the prober,
+	// is all there is to see.
+	{name: "speaks-stale", title: "new owner speaks first, STALE entry", idle: true, speaks: true, goal: true},
+	{name: "speaks-reachable", title: "new owner speaks first, REACHABLE entry", speaks: true, goal: true},
+	{name: "speaks-permanent", title: "new owner speaks first, PERMANENT entry", permanent: true, speaks: true, goal: true},
 }
 
 // maxReachable is the longest the kernel keeps an entry REACHABLE without
