@@ -84,13 +84,16 @@
 // # Watching
 //
 // A check looks once. A Watcher (NewWatcher, Watcher.Run) keeps
-// looking: it checks an entry as soon as a kernel event, a read of the
-// table or an ARP frame on the wire gives reason to doubt it, and every
-// watched entry at each sweep, each time with a Checker.Check and its
-// safeguards. Its checks share one Rate and BroadcastRate, so that no
-// storm of events or spoofed frames makes it send more than one check
-// may. Package watchmetrics serves its Stats as Prometheus metrics;
-// Watcher.Health says whether it is sweeping as it should.
+// looking: it checks an entry as soon as a kernel event (NeighborMonitor),
+// the entry's first use while STALE (NeighborTracer on the neigh
+// tracepoints, or a read of the table), an ARP frame on the wire or an
+// IPv4 frame from the address with another MAC gives reason to doubt
+// it, and every watched entry at each sweep, each time with a
+// Checker.Check and its safeguards. Its checks share one Rate and
+// BroadcastRate, so that no storm of events or spoofed frames makes it
+// send more than one check may. Package watchmetrics serves its Stats as
+// Prometheus metrics; Watcher.Health says whether it is sweeping as it
+// should.
 //
 // # What the kernel does meanwhile
 //
