@@ -17,10 +17,23 @@ func synFrame(src netip.Addr, proto byte, flags byte, frag uint16) []byte {
 	b[12], b[13] = 0x08, 0x00
 	ip := b[14:]
 	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:4], 20+20) // total length
 	binary.BigEndian.PutUint16(ip[6:8], frag)
+	ip[8] = 64 // TTL
 	ip[9] = proto
 	copy(ip[12:16], src.AsSlice())
 	copy(ip[16:20], []byte{198, 18, 0, 1})
+	// A valid header: a bridge that hands frames to netfilter
+	// (br_netfilter) drops the others.
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i : i+2]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:12], ^uint16(sum))
+	ip[20+12] = 5 << 4 // TCP data offset
 	ip[20+13] = flags
 	return b
 }

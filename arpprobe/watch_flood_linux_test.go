@@ -2,6 +2,7 @@ package arpprobe
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -12,9 +13,10 @@ import (
 )
 
 // No amplification: a flood of spoofed gratuitous ARP from 65,536
-// distinct addresses, some of them watched, turns into no more
-// broadcasts than --broadcast-rate allows and no more state than the
-// watched entries.
+// distinct addresses, some of them watched, and of spoofed TCP SYNs from
+// 4,096 of them and every watched one, turns into no more broadcasts
+// than --broadcast-rate allows and no more state than the watched
+// entries.
 //
 // The LAN is 198.18.0.0/16, the prober at 198.18.0.1. Host 1 owns
 // 198.18.0.2 and 64 addresses 198.18.4i.10, cached by the prober (STALE, host 1's
@@ -85,9 +87,38 @@ func TestWatchLANNoAmplification(t *testing.T) {
 		frames = append(frames, craftARP(bcast, floodMAC, 1, 0x0800, 6, 4, opRequest, sha, ip, zero, ip))
 	}
 
+	// Spoofed SYNs, one after every 16th request and one for each watched
+	// address, each from a MAC of its own on the wire, other than the
+	// request's (which the kernel takes into the entry): every watched
+	// address shows a mismatch, which the IPv4 socket's filter passes
+	// (the eBPF one at most once a second per entry).
+	proberMAC, err := lan.Prober.LinkMAC(netns.LANIface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syn := func(a netip.Addr, n int) []byte {
+		b := synFrame(a, 6, 0x02, 0)
+		copy(b[0:6], proberMAC)
+		copy(b[6:12], net.HardwareAddr{0x02, 0xdd, 0, 0, byte(n >> 8), byte(n)})
+		return b
+	}
+	withSYNs := make([][]byte, 0, len(frames)+len(frames)/16+len(watched))
+	for i, a := range watched { // first: the flood must reach them early
+		withSYNs = append(withSYNs, syn(a, 1<<15+i))
+	}
+	for i, f := range frames {
+		withSYNs = append(withSYNs, f)
+		if i%16 == 0 {
+			withSYNs = append(withSYNs, syn(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), i))
+		}
+	}
+	frames = withSYNs
+
 	var broadcasts atomic.Int64
+	ipv4Sightings := &countingHandler{msg: "an IPv4 frame from another MAC than the cached one"}
 	checks := make(chan WatchCheck, 1024)
 	cfg := WatchConfig{
+		Logger:   slog.New(ipv4Sightings),
 		Interval: -1, // the first sweep only: every later check is the flood's
 		Check:    Options{Probe: ProbeOptions{BroadcastRate: broadcastRate}},
 		Prober: ProberConfig{Tap: func(e TapEvent) {
@@ -146,8 +177,8 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	got := broadcasts.Load()
 	burst := max(1, broadcastRate/4)
 	bound := int64(broadcastRate*elapsed.Seconds()) + int64(burst)
-	t.Logf("flood: %d frames; watcher: %d broadcasts in %v (bound %d), %d sightings (%d dropped), %d events, checks %v; peak %d addresses, %d triggers",
-		f.Sent(), got, elapsed.Round(time.Millisecond), bound, st.Sightings, st.SightingsDropped, st.Events, st.Checks,
+	t.Logf("flood: %d frames; watcher: %d broadcasts in %v (bound %d), %d sightings (%d IPv4, %d dropped), %d events, checks %v; peak %d addresses, %d triggers",
+		f.Sent(), got, elapsed.Round(time.Millisecond), bound, st.Sightings, ipv4Sightings.n.Load(), st.SightingsDropped, st.Events, st.Checks,
 		w.peakSlots.Load(), w.peakPending.Load())
 	if got > bound {
 		t.Errorf("%d broadcasts in %v; want at most %d (%d/s × elapsed + burst %d)", got, elapsed, bound, broadcastRate, burst)
@@ -158,9 +189,9 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	// The flood did reach the watcher and its checks did broadcast (the
 	// first sweep sends none: every cached MAC answers its unicast):
 	// otherwise the bound proves nothing.
-	if st.Events+st.Sightings == 0 || got == 0 {
-		t.Errorf("the flood raised no event or sighting (%d, %d) or no broadcast (%d): the test proves nothing",
-			st.Events, st.Sightings, got)
+	if st.Events+st.Sightings == 0 || got == 0 || ipv4Sightings.n.Load() == 0 {
+		t.Errorf("the flood raised no event or sighting (%d, %d), no broadcast (%d) or no IPv4 sighting (%d): the test proves nothing",
+			st.Events, st.Sightings, got, ipv4Sightings.n.Load())
 	}
 
 	// State: only watched addresses are known, each with a bounded
@@ -189,3 +220,20 @@ func TestWatchLANNoAmplification(t *testing.T) {
 		}
 	}
 }
+
+// countingHandler is a slog.Handler, enabled at every level, that counts
+// the records with message msg.
+type countingHandler struct {
+	msg string
+	n   atomic.Int64
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
