@@ -112,10 +112,14 @@ func (l *lab) build(ctx context.Context) error {
 // listenFirst prepares the rows where the new owner speaks first: a TCP
 // server on the prober, and on the new owner a static entry for the
 // prober, so that it never asks for the prober's MAC (an ARP request the
-// prober would see). Linux's arp_notify is off by default, and the lab
-// sends no announcement in these rows.
+// prober would see), and arp_notify off (Linux's default, set all the
+// same), so that it announces nothing; the lab sends no announcement in
+// these rows.
 func (l *lab) listenFirst() error {
 	if err := l.serve(l.lan.Prober, netip.AddrPortFrom(proberAddr, proberPort).String(), bannerProber); err != nil {
+		return err
+	}
+	if err := l.new.NS.Sysctl("net/ipv4/conf/"+netns.HostIface+"/arp_notify", "0"); err != nil {
 		return err
 	}
 	mac, err := l.lan.Prober.LinkMAC(netns.LANIface)
