@@ -17,6 +17,14 @@ type Options struct {
 	// Repair, if set, corrects wrong entries by this policy after the
 	// probe; nil verifies only and writes nothing.
 	Repair *RepairPolicy
+	// Tap, if set, is called for every frame the check sends or
+	// receives, as ProberConfig.Tap is, to record them (arpcheck --pcap).
+	// The check then probes with a prober of its own, made with the
+	// Checker's prober's configuration (whose Tap, if any, is called as
+	// well) and closed before Check returns, so that every call has
+	// returned by then and none comes after; its rate limits are its own. (In a Watcher, where that would open
+	// sockets for every check, use WatchConfig.Prober.Tap.)
+	Tap func(TapEvent)
 }
 
 // A Checker runs checks: snapshot, probe, classify and, if asked,
@@ -39,8 +47,10 @@ func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, erro
 		return nil, err
 	}
 	defer k.Close()
-	p := NewProber(ProberConfig{})
+	// The prober calls opts.Tap, and is closed before Check returns.
+	p := NewProber(ProberConfig{Tap: opts.Tap})
 	defer p.Close()
+	opts.Tap = nil
 	c := Checker{Table: k, Topology: k, Prober: p}
 	return c.Check(ctx, peers, opts)
 }
@@ -110,8 +120,13 @@ func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (
 		}
 	}
 
+	prober := c.Prober
+	if opts.Tap != nil {
+		prober = c.Prober.withTap(opts.Tap)
+		defer prober.Close() // before Check returns: every tap call has
+	}
 	rep := &Report{Peers: ps, Started: start}
-	rep.Stats, err = c.Prober.Probe(ctx, ps, opts.Probe)
+	rep.Stats, err = prober.Probe(ctx, ps, opts.Probe)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -287,4 +289,59 @@ func TestProbeOptionsValidation(t *testing.T) {
 			t.Errorf("%s: defaults %+v", tt.name, got)
 		}
 	}
+}
+
+// Options.Tap sees every frame of the check, sent and received, and
+// none after Check returns: the owner's reply, and a second host's that
+// arrives only after the check's last window, which the check's own
+// prober, closed before Check returns, never hands on. The Checker's
+// prober's own Tap sees the same frames (its configuration is the
+// check's prober's).
+func TestCheckTap(t *testing.T) {
+	tbl := oneLAN(*entry(macA, StateStale))
+	lan := &fakeLAN{}
+	lan.add(peerIP, macB, 0)
+	lan.add(peerIP, macC, 300*time.Millisecond) // after every window of fastOpts
+	cfg := lan.config()
+	var shared atomic.Int64
+	cfg.Tap = func(TapEvent) { shared.Add(1) }
+	p := NewProber(cfg)
+	defer p.Close()
+	var (
+		mu                    sync.Mutex
+		calls, sent, received int
+		returned              bool
+	)
+	opts := Options{Probe: fastOpts(BroadcastAuto), Tap: func(e TapEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if returned {
+			t.Errorf("tap called after Check returned: %+v", e)
+		}
+		if e.Sent {
+			sent++
+		} else if e.Parsed != nil && e.Parsed.Op == opReply {
+			received++
+		}
+	}}
+	rep, err := (&Checker{Table: tbl, Topology: tbl, Prober: p}).Check(context.Background(), []netip.Addr{netip.MustParseAddr(peerIP)}, opts)
+	mu.Lock()
+	returned = true
+	gotCalls, gotSent, gotReceived := calls, sent, received
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(rep.Stats.SentUnicast + rep.Stats.SentBroadcast); gotSent != want || want == 0 {
+		t.Errorf("tap saw %d frames sent; the check sent %d", gotSent, want)
+	}
+	if gotReceived != 1 || rep.Peers[0].Verdict != VerdictStale {
+		t.Errorf("tap saw %d replies, verdict %s; want 1 (the owner's; the late one comes after the check), stale",
+			gotReceived, rep.Peers[0].Verdict)
+	}
+	if n := shared.Load(); n != int64(gotCalls) {
+		t.Errorf("the Checker's prober's tap saw %d frames, Options.Tap %d; want the same", n, gotCalls)
+	}
+	time.Sleep(400 * time.Millisecond) // the late reply comes: it must find the check's sockets closed
 }

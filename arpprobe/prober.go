@@ -85,6 +85,18 @@ func NewProber(cfg ProberConfig) *Prober {
 	return p
 }
 
+// withTap returns a new Prober with p's configuration and tap called
+// after p's own Tap: for one check that records its frames.
+func (p *Prober) withTap(tap func(TapEvent)) *Prober {
+	cfg := p.cfg
+	if own := cfg.Tap; own != nil {
+		cfg.Tap = func(e TapEvent) { own(e); tap(e) }
+	} else {
+		cfg.Tap = tap
+	}
+	return NewProber(cfg)
+}
+
 // ErrClosed is returned by Probe after Close.
 var ErrClosed = errors.New("arpprobe: prober closed")
 

@@ -48,13 +48,16 @@ type WatchStats struct {
 	SweepDuration time.Duration
 	// Lag is the time from a kernel event or ARP sighting to the end of
 	// the check it asked for: waiting (coalescing, rate limit) plus
-	// checking. Its buckets are bounded at 10, 25, 50, 100, 250 and 500
-	// ms, 1, 2.5, 5, 10 and 30 s and a minute.
-	Lag Histogram
+	// checking, counted in buckets. Lag.Bounds are the buckets' upper
+	// bounds, ascending: 10, 25, 50, 100, 250 and 500 ms, 1, 2.5, 5, 10
+	// and 30 s and a minute. Lag.Counts[i] counts the observations in
+	// (Bounds[i-1], Bounds[i]], Lag.Counts[len(Bounds)] those above the
+	// last; Lag.Count and Lag.Sum are their number and total.
+	Lag histogram
 }
 
-// Histogram counts durations in buckets.
-type Histogram struct {
+// histogram counts durations in buckets (see WatchStats.Lag).
+type histogram struct {
 	// Bounds are the buckets' upper bounds, ascending.
 	Bounds []time.Duration
 	// Counts[i] counts the observations in (Bounds[i-1], Bounds[i]];
@@ -71,11 +74,11 @@ var watchLagBounds = []time.Duration{
 	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
 }
 
-func newHistogram(bounds []time.Duration) Histogram {
-	return Histogram{Bounds: bounds, Counts: make([]uint64, len(bounds)+1)}
+func newHistogram(bounds []time.Duration) histogram {
+	return histogram{Bounds: bounds, Counts: make([]uint64, len(bounds)+1)}
 }
 
-func (h *Histogram) observe(d time.Duration) {
+func (h *histogram) observe(d time.Duration) {
 	i := 0
 	for i < len(h.Bounds) && d > h.Bounds[i] {
 		i++

@@ -100,9 +100,9 @@ func TestMetrics(t *testing.T) {
 		Events: 77, Resyncs: 1, DelaySource: arpprobe.DelaySourcePoll, TraceEvents: 6, Sightings: 2, SightingsDropped: 4, CheckErrors: 0, Sweeps: 10,
 		LastSweep:     time.Unix(1700000000, 500e6),
 		SweepDuration: 1500 * time.Millisecond,
-		Lag: arpprobe.Histogram{Bounds: lagBounds, Counts: make([]uint64, len(lagBounds)+1),
-			Count: 3, Sum: 1700 * time.Millisecond},
 	}
+	st.Lag.Bounds, st.Lag.Counts = lagBounds, make([]uint64, len(lagBounds)+1)
+	st.Lag.Count, st.Lag.Sum = 3, 1700*time.Millisecond
 	st.Frames.Dropped[arpprobe.DropUnsolicited] = 11
 	st.Lag.Counts[5], st.Lag.Counts[6], st.Lag.Counts[len(lagBounds)] = 1, 1, 1 // ≤0.5 s, ≤1 s, beyond 60 s
 	fams := scrape(t, fixedStats(st))
@@ -198,8 +198,8 @@ func TestMetrics(t *testing.T) {
 // is there already, at 0, so alerts and rates work from the first
 // scrape.
 func TestMetricsAtStart(t *testing.T) {
-	st := arpprobe.WatchStats{Lag: arpprobe.Histogram{Bounds: lagBounds,
-		Counts: make([]uint64, len(lagBounds)+1)}}
+	var st arpprobe.WatchStats
+	st.Lag.Bounds, st.Lag.Counts = lagBounds, make([]uint64, len(lagBounds)+1)
 	fams := scrape(t, fixedStats(st))
 	if got := value(fams, "arpcheck_watch_last_sweep_timestamp_seconds"); got != 0 {
 		t.Errorf("last sweep timestamp %v; want 0", got)

@@ -30,8 +30,9 @@ func (busyStats) Stats() arpprobe.WatchStats {
 		Checks:  map[arpprobe.Cause]uint64{arpprobe.CauseSweep: 4},
 		Repairs: map[arpprobe.Action]uint64{arpprobe.ActionReplaced: 1, arpprobe.ActionRefused: 1},
 		Frames:  arpprobe.Stats{SentUnicast: 4, SentBroadcast: 1, Replies: 4, Received: 5, KernelDrops: 1},
-		Lag:     arpprobe.Histogram{Bounds: lagBounds, Counts: make([]uint64, len(lagBounds)+1), Count: 1, Sum: time.Second},
 	}
+	st.Lag.Bounds, st.Lag.Counts = lagBounds, make([]uint64, len(lagBounds)+1)
+	st.Lag.Count, st.Lag.Sum = 1, time.Second
 	st.Lag.Counts[6] = 1
 	return st
 }

@@ -98,14 +98,10 @@ func checkWithCapture(ctx context.Context, peers []netip.Addr, opts arpprobe.Opt
 	if err != nil {
 		return nil, err
 	}
-	k, err := arpprobe.OpenKernel()
-	if err != nil {
-		return nil, errors.Join(err, c.close())
-	}
-	defer k.Close()
-	p := arpprobe.NewProber(arpprobe.ProberConfig{Tap: c.w.Tap()})
-	rep, err := (&arpprobe.Checker{Table: k, Topology: k, Prober: p}).Check(ctx, peers, opts)
-	p.Close() // its readers have returned: every frame received is recorded
+	opts.Tap = c.w.Tap()
+	// Every tap call has returned when Check does: every frame received
+	// is recorded before the file closes.
+	rep, err := arpprobe.Check(ctx, peers, opts)
 	if cerr := c.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
