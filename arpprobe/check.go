@@ -47,10 +47,8 @@ func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, erro
 		return nil, err
 	}
 	defer k.Close()
-	// The prober calls opts.Tap, and is closed before Check returns.
-	p := NewProber(ProberConfig{Tap: opts.Tap})
+	p := NewProber(ProberConfig{})
 	defer p.Close()
-	opts.Tap = nil
 	c := Checker{Table: k, Topology: k, Prober: p}
 	return c.Check(ctx, peers, opts)
 }

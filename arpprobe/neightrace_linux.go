@@ -39,14 +39,17 @@ import (
 // the tracer's namespace that just entered DELAY, so it costs nothing
 // the traffic's rate would grow.
 type NeighborTracer struct {
-	ns    vnetns.NsHandle
-	inum  uint32
-	check time.Duration // how often the reader looks for lost events
+	ns   vnetns.NsHandle
+	inum uint32
 }
+
+// traceLostCheck is how often a subscription's reader, when no record
+// comes, looks whether records were lost.
+const traceLostCheck = time.Second
 
 var _ NeighborEventSource = (*NeighborTracer)(nil)
 
-// Tracepoints is where a NeighborTracer's program is attached.
+// traceTracepoints are where a NeighborTracer's program is attached.
 var traceTracepoints = []string{"neigh_event_send_done", "neigh_timer_handler"}
 
 // OpenNeighborTracer returns a NeighborTracer for the calling thread's
@@ -64,7 +67,7 @@ func OpenNeighborTracer() (*NeighborTracer, error) {
 		ns.Close()
 		return nil, fmt.Errorf("arpprobe: neighbour tracer: stat network namespace: %w", err)
 	}
-	return &NeighborTracer{ns: ns, inum: uint32(st.Ino), check: time.Second}, nil
+	return &NeighborTracer{ns: ns, inum: uint32(st.Ino)}, nil
 }
 
 // Close lets go of the namespace. Subscriptions already made are not
@@ -105,7 +108,7 @@ func (t *NeighborTracer) SubscribeNeighbors(ctx context.Context) (<-chan Neighbo
 		defer stop()
 		var rec ringbuf.Record
 		for {
-			rd.SetDeadline(time.Now().Add(t.check))
+			rd.SetDeadline(time.Now().Add(traceLostCheck))
 			err := rd.ReadInto(&rec)
 			if err == nil {
 				ev, ok := parseNeighTrace(rec.RawSample)

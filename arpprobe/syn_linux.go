@@ -92,11 +92,11 @@ func parseIPv4Source(b []byte) (mac [6]byte, ip netip.Addr, ok bool) {
 	return mac, netip.AddrFrom4([4]byte(b[26:30])), true
 }
 
-// readSYN reads c until it is closed, and hands the watcher each frame
+// readIPv4 reads c until it is closed, and hands the watcher each frame
 // that parse takes (a SYN, or with the mismatch filter any IPv4 frame) as
 // a sighting; the watcher's loop keeps only those from the interface's
 // own subnets (see onSubnet).
-func (w *Watcher) readSYN(c *packet.Conn, ifindex int, parse func([]byte) ([6]byte, netip.Addr, bool)) {
+func (w *Watcher) readIPv4(c *packet.Conn, ifindex int, parse func([]byte) ([6]byte, netip.Addr, bool)) {
 	buf := make([]byte, synSnap)
 	for {
 		n, _, err := c.ReadFrom(buf)

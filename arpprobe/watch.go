@@ -785,9 +785,9 @@ func (l *watchLoop) listen(entries []Neighbor) {
 		}
 		if msg != l.listenErrs[n.Ifindex] {
 			if err != nil {
-				l.w.log.Warn("cannot listen for ARP and TCP SYN", "interface", n.Interface, "err", err)
+				l.w.log.Warn("cannot listen for ARP and IPv4", "interface", n.Interface, "err", err)
 			} else {
-				l.w.log.Info("listening for ARP and TCP SYN again", "interface", n.Interface)
+				l.w.log.Info("listening for ARP and IPv4 again", "interface", n.Interface)
 			}
 		}
 		if err != nil {
@@ -981,7 +981,7 @@ func (l *watchLoop) listenSYN(ifindex int) error {
 		l.syns = make(map[int]*packet.Conn)
 	}
 	l.syns[ifindex] = c
-	go l.w.readSYN(c, ifindex, parse)
+	go l.w.readIPv4(c, ifindex, parse)
 	return nil
 }
 

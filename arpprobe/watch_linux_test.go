@@ -159,9 +159,19 @@ func watchSockets(t *testing.T, ns *netns.NS) (packet, neighEvents int) {
 
 // A STALE entry still holds a dead machine's MAC when a new machine
 // takes the address without a word. Once traffic flows the entry goes to
-// DELAY, which raises no kernel event: the watcher's read of the table
-// sees it and repairs the entry, long before the kernel would.
+// DELAY, which raises no kernel event: the watcher sees it and repairs
+// the entry, long before the kernel would. It sees it by reading the
+// table (poll), or at once through the neigh tracepoints, with Poll off:
+// without the tracer, only the kernel's PROBE event 5 s later would ask
+// for the check, so there the check must find the entry still in DELAY.
 func TestWatchLANStaleInUse(t *testing.T) {
+	for _, traced := range []bool{false, true} {
+		name := map[bool]string{false: "poll", true: "tracepoints"}[traced]
+		t.Run(name, func(t *testing.T) { testWatchLANStaleInUse(t, traced) })
+	}
+}
+
+func testWatchLANStaleInUse(t *testing.T, traced bool) {
 	ip := netip.MustParseAddr("198.18.0.2")
 	l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
 	h := l.Hosts[0]
@@ -172,10 +182,19 @@ func TestWatchLANStaleInUse(t *testing.T) {
 	if err := l.Prober.AddNeigh(netns.LANIface, ip, deadMAC, int(arpprobe.StateStale), 0); err != nil {
 		t.Fatal(err)
 	}
-	wl := startWatch(t, l, arpprobe.WatchConfig{
+	cfg := arpprobe.WatchConfig{
 		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{}},
 		Interval: time.Hour,
-	})
+	}
+	wantSource, wantCached := arpprobe.DelaySourcePoll, arpprobe.StateDelay|arpprobe.StateProbe
+	if traced {
+		cfg.Poll = -1
+		wantSource, wantCached = arpprobe.DelaySourceTracepoints, arpprobe.StateDelay
+	}
+	wl := startWatchTraced(t, l, cfg, traced)
+	if st := wl.w.Stats(); st.DelaySource != wantSource {
+		t.Fatalf("delay source %q; want %q", st.DelaySource, wantSource)
+	}
 	// The new machine comes up silently (no gratuitous ARP).
 	if err := l.Switch.SetUp(h.Port); err != nil {
 		t.Fatal(err)
@@ -192,18 +211,23 @@ func TestWatchLANStaleInUse(t *testing.T) {
 
 	c := wl.waitCheck(t, "the entry in use", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseState) })
 	p := peerByIP(t, c.Report, ip.String())
-	// DELAY, or PROBE if the check came more than delay_first_probe_time
-	// (5 s) after the first use, on a loaded machine.
-	if p.Cached == nil || p.Cached.State&(arpprobe.StateDelay|arpprobe.StateProbe) == 0 || p.Verdict != arpprobe.VerdictStale ||
+	// Polled: DELAY, or PROBE if the check came more than
+	// delay_first_probe_time (5 s) after the first use, on a loaded
+	// machine.
+	if p.Cached == nil || p.Cached.State&wantCached == 0 || p.Verdict != arpprobe.VerdictStale ||
 		(p.Action != arpprobe.ActionReplaced && p.Action != arpprobe.ActionHealed) {
-		t.Errorf("check of %s: cached %v, verdict %s, action %s (%s); want DELAY or PROBE, stale, replaced or healed",
-			ip, p.Cached, p.Verdict, p.Action, p.Reason)
+		t.Errorf("check of %s: cached %v, verdict %s, action %s (%s); want %s, stale, replaced or healed",
+			ip, p.Cached, p.Verdict, p.Action, p.Reason, wantCached)
 	}
 	if mac, _ := watchEntry(t, l, ip); mac != netns.HostMAC(h.N).String() {
 		t.Errorf("entry after the check: %s; want the new machine's %s", mac, netns.HostMAC(h.N))
 	}
-	if st := wl.w.Stats(); st.Entries[arpprobe.VerdictOK] != 1 || len(st.Entries) != 1 {
+	st := wl.w.Stats()
+	if st.Entries[arpprobe.VerdictOK] != 1 || len(st.Entries) != 1 {
 		t.Errorf("entries by verdict %v; want 1 ok", st.Entries)
+	}
+	if traced && st.TraceEvents == 0 {
+		t.Errorf("%d trace events; want the entry's", st.TraceEvents)
 	}
 	// The repair (or the kernel's own healing) was announced by an
 	// event, which arrives in its own time.
@@ -315,50 +339,64 @@ func TestWatchLANAnnouncedPermanent(t *testing.T) {
 // The new owner of a recycled address speaks first, and sends no ARP
 // the prober sees: it knows the prober's MAC (a PERMANENT entry), takes
 // the address with a new MAC without announcing it (arp_notify off, the
-// kernel's default) and connects. Its SYN, from an address of lan0's
-// subnet with another MAC than the cached one, makes the watcher check
-// and repair the PERMANENT entry, which no kernel event and no sweep (an
-// hour away) would.
+// kernel's default) and speaks. Its first frame, from an address of
+// lan0's subnet with another MAC than the cached one, makes the watcher
+// check and repair the PERMANENT entry, which no kernel event and no
+// sweep (an hour away) would: a TCP SYN, which both IPv4 filters pass,
+// or, with the eBPF filter (CAP_BPF, as here), a UDP datagram, which the
+// classic SYN filter drops.
 func TestWatchLANSpeaksFirst(t *testing.T) {
-	ip := netip.MustParseAddr("198.18.0.5")
 	proberIP := netip.MustParseAddr("198.18.0.1")
-	l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
-	h := l.Hosts[0]
-	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StatePermanent), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.NS.AddNeigh(netns.HostIface, proberIP, netns.HostMAC(0), int(arpprobe.StatePermanent), 0); err != nil {
-		t.Fatal(err)
-	}
-	wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
-		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
-		Interval: time.Hour,
-	})
-	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x05}
-	if err := h.SetMAC(newMAC); err != nil { // silently
-		t.Fatal(err)
-	}
-	// Its SYNs go unanswered (the prober answers the old MAC) and are
-	// sent again until the dialer gives up or the entry is repaired.
-	dialed := make(chan struct{})
-	go func() {
-		defer close(dialed)
-		h.NS.Do(func() error {
-			d := net.Dialer{Timeout: 5 * time.Second}
-			if c, err := d.Dial("tcp4", netip.AddrPortFrom(proberIP, 9).String()); err == nil {
-				c.Close()
+	for _, tt := range []struct {
+		name  string
+		speak func(t *testing.T, h *netns.Host)
+	}{
+		{"TCP SYN", func(t *testing.T, h *netns.Host) {
+			// Its SYNs go unanswered (the prober answers the old MAC)
+			// and are sent again until the entry is repaired.
+			dialed := make(chan struct{})
+			go func() {
+				defer close(dialed)
+				h.NS.Do(func() error {
+					d := net.Dialer{Timeout: 5 * time.Second}
+					if c, err := d.Dial("tcp4", netip.AddrPortFrom(proberIP, 9).String()); err == nil {
+						c.Close()
+					}
+					return nil
+				})
+			}()
+			t.Cleanup(func() { <-dialed })
+		}},
+		{"UDP", func(t *testing.T, h *netns.Host) { watchSendUDP(t, h.NS, proberIP) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ip := netip.MustParseAddr("198.18.0.5")
+			l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
+			h := l.Hosts[0]
+			if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StatePermanent), 0); err != nil {
+				t.Fatal(err)
 			}
-			return nil
+			if err := h.NS.AddNeigh(netns.HostIface, proberIP, netns.HostMAC(0), int(arpprobe.StatePermanent), 0); err != nil {
+				t.Fatal(err)
+			}
+			wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
+				Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
+				Interval: time.Hour,
+			})
+			newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x05}
+			if err := h.SetMAC(newMAC); err != nil { // silently
+				t.Fatal(err)
+			}
+			tt.speak(t, h)
+			c := wl.waitCheck(t, "the first frame", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseIPv4) })
+			p := peerByIP(t, c.Report, ip.String())
+			if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
+				t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
+			}
+			if mac, state := watchEntry(t, l, ip); mac != newMAC.String() || state != arpprobe.StatePermanent {
+				t.Errorf("entry after the check: %s %s; want %s PERMANENT", mac, state, newMAC)
+			}
 		})
-	}()
-	t.Cleanup(func() { <-dialed })
-	c := wl.waitCheck(t, "the SYN", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseIPv4) })
-	p := peerByIP(t, c.Report, ip.String())
-	if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
-		t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
-	}
-	if mac, state := watchEntry(t, l, ip); mac != newMAC.String() || state != arpprobe.StatePermanent {
-		t.Errorf("entry after the check: %s %s; want %s PERMANENT", mac, state, newMAC)
 	}
 }
 
@@ -502,51 +540,4 @@ func TestNeighborMonitor(t *testing.T) {
 			t.Errorf("%d events of 2000 arrived; want some lost", n-1)
 		}
 	})
-}
-
-// With the eBPF filter (CAP_BPF, as here), any IPv4 frame from the new
-// owner shows the move, not only a TCP SYN: here a UDP datagram, which
-// the classic SYN filter drops. Once the entry is right, the same
-// owner's frames are dropped in the kernel and count as nothing.
-func TestWatchLANSpeaksFirstUDP(t *testing.T) {
-	ip := netip.MustParseAddr("198.18.0.6")
-	proberIP := netip.MustParseAddr("198.18.0.1")
-	l := netns.NewLANT(t, netip.MustParsePrefix("198.18.0.1/24"), ip)
-	h := l.Hosts[0]
-	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StatePermanent), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.NS.AddNeigh(netns.HostIface, proberIP, netns.HostMAC(0), int(arpprobe.StatePermanent), 0); err != nil {
-		t.Fatal(err)
-	}
-	wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
-		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
-		Interval: time.Hour,
-	})
-	// Frames from the owner while its entry is right are not sightings.
-	watchSendUDP(t, h.NS, proberIP)
-	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x06}
-	if err := h.SetMAC(newMAC); err != nil { // silently
-		t.Fatal(err)
-	}
-	watchSendUDP(t, h.NS, proberIP)
-	c := wl.waitCheck(t, "the datagram", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseIPv4) })
-	p := peerByIP(t, c.Report, ip.String())
-	if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
-		t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
-	}
-	if mac, state := watchEntry(t, l, ip); mac != newMAC.String() || state != arpprobe.StatePermanent {
-		t.Errorf("entry after the check: %s %s; want %s PERMANENT", mac, state, newMAC)
-	}
-	sightings := wl.w.Stats().Sightings
-	for range 20 {
-		watchSendUDP(t, h.NS, proberIP)
-	}
-	// Had the filter passed them, the reader would have counted them by
-	// now, as a rule (the datagrams were sent, and answered with ICMP:
-	// nothing listens on port 9); a lagging reader makes this pass, never
-	// fail.
-	if got := wl.w.Stats().Sightings; got != sightings || got == 0 {
-		t.Errorf("sightings: %d after the repair and 20 more datagrams, %d before; want the same, and not 0", got, sightings)
-	}
 }

@@ -67,6 +67,18 @@ func TestWatchFlags(t *testing.T) {
 			}
 		}
 	}
+	// --tracepoints is on unless turned off.
+	for args, want := range map[string]bool{"": true, "--tracepoints=false": false, "--tracepoints": true} {
+		var got *watchConfig
+		app := &cli.App{Commands: []*cli.Command{{Name: "watch", Flags: watchFlags(),
+			Action: func(c *cli.Context) (err error) { got, err = readWatchFlags(c); return err }}}}
+		if err := app.Run(append([]string{"arpcheck", "watch"}, strings.Fields(args)...)); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		if got.trace != want {
+			t.Errorf("%q: tracepoints %v; want %v", args, got.trace, want)
+		}
+	}
 	// Every flag reads its ARPCHECK_ variable.
 	for _, f := range watchFlags() {
 		ev, ok := f.(interface{ GetEnvVars() []string })

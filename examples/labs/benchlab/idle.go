@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/arpcheck/arpcheck/examples/labs/benchlab/lab"
 	"github.com/arpcheck/arpcheck/internal/netns"
+	"github.com/arpcheck/arpcheck/internal/proctest"
 )
 
 // The idle lab (-watch-idle): what `arpcheck watch --repair` costs on a
@@ -145,26 +144,17 @@ func idleRun(ctx context.Context, l *lab.Lab, e *env, tracepoints bool, window t
 // metricsGetter returns a function that scrapes url from inside ns and
 // returns every sample by its series, as the text format writes it.
 func metricsGetter(ns *netns.NS, url string) func() (map[string]float64, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = ns.Do(func() error {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}}
+	get := proctest.Getter(ns)
 	return func() (map[string]float64, error) {
-		resp, err := client.Get(url)
+		status, body, err := get(url)
 		if err != nil {
 			return nil, err
 		}
-		defer resp.Body.Close()
+		if status != http.StatusOK {
+			return nil, fmt.Errorf("%s: status %d", url, status)
+		}
 		out := make(map[string]float64)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
+		for _, line := range strings.Split(body, "\n") {
 			if line == "" || line[0] == '#' {
 				continue
 			}
@@ -173,7 +163,7 @@ func metricsGetter(ns *netns.NS, url string) func() (map[string]float64, error) 
 				out[line[:i]] = v
 			}
 		}
-		return out, sc.Err()
+		return out, nil
 	}
 }
 
