@@ -79,7 +79,7 @@ func Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, erro
 // an error before anything is sent.
 func (c *Checker) Check(ctx context.Context, peers []netip.Addr, opts Options) (*Report, error) {
 	start := time.Now()
-	if _, err := opts.Probe.withDefaults(); err != nil {
+	if _, err := opts.Probe.WithDefaults(); err != nil {
 		return nil, err
 	}
 	snapshot, err := c.Table.Neighbors(ctx)

@@ -281,7 +281,7 @@ func TestProbeOptionsValidation(t *testing.T) {
 		{"bad policy", ProbeOptions{Broadcast: "sometimes"}, false},
 	}
 	for _, tt := range tests {
-		got, err := tt.o.withDefaults()
+		got, err := tt.o.WithDefaults()
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: err %v; want ok=%v", tt.name, err, tt.ok)
 		}

@@ -146,7 +146,8 @@ func (k *Kernel) Neighbors(ctx context.Context) ([]Neighbor, error) {
 }
 
 // ScanNeighbors passes every IPv4 neighbour entry to fn, one netlink dump
-// decoded as it arrives, keeping none (see NeighborScanner): the Neighbor
+// decoded as it arrives, keeping none, so that reading a table where nothing changed
+// allocates next to nothing (a Watcher of package watch polls so): the Neighbor
 // and its MAC are valid only during the call, and Interface is empty.
 // An interrupted dump (the table changed meanwhile) is an error wrapping
 // netlink.ErrDumpInterrupted, after fn saw what the dump passed.

@@ -103,16 +103,6 @@ type NeighborTable interface {
 	DeleteNeighbor(ctx context.Context, n Neighbor) error
 }
 
-// NeighborScanner is a NeighborTable that can also pass its IPv4 entries
-// to a function one at a time, without keeping them. A Watcher polls
-// through it when its Table is one (Kernel is), so that reading a table
-// where nothing changed allocates next to nothing. The Neighbor passed,
-// its MAC included, is valid only during the call; its Interface may be
-// empty. An error may come after some entries were passed.
-type NeighborScanner interface {
-	ScanNeighbors(ctx context.Context, fn func(*Neighbor)) error
-}
-
 // Link is a network interface as the prober needs to know it.
 type Link struct {
 	Index    int

@@ -65,9 +65,10 @@ type ProbeOptions struct {
 // errOptions is wrapped by option validation errors.
 var errOptions = errors.New("invalid probe options")
 
-// withDefaults returns o with zero fields replaced by the defaults, or an
-// error naming a field that is out of range.
-func (o ProbeOptions) withDefaults() (ProbeOptions, error) {
+// WithDefaults returns o as a check uses it: zero fields replaced by the
+// defaults, BroadcastRate capped at Rate. It returns an error naming the
+// fields if one is out of range.
+func (o ProbeOptions) WithDefaults() (ProbeOptions, error) {
 	if o.Timeout < 0 || o.Attempts < 0 || o.Rate < 0 || o.BroadcastRate < 0 || o.Settle < 0 || o.BroadcastWait < 0 {
 		return o, fmt.Errorf("arpprobe: %w: negative timeout, attempts, rate, settle or broadcast wait", errOptions)
 	}

@@ -119,6 +119,32 @@ func (p *Prober) Close() error {
 	return errors.Join(errs...)
 }
 
+// Listen opens the socket of the interface with index ifindex, unless it
+// is open already (a socket whose reader failed, because the interface
+// went away or down, is opened afresh), so that the Tap sees the frames
+// arriving there before any probe is sent. A Watcher listens this way
+// for other hosts' ARP on every interface it watches.
+func (p *Prober) Listen(ifindex int) error {
+	_, err := p.link(ifindex)
+	return err
+}
+
+// Stats returns the receive counters (Received and Dropped) of the
+// Prober's open sockets, added up since each opened; the other fields
+// are zero. It is safe to call at any time.
+func (p *Prober) Stats() (s Stats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		c := l.counters()
+		s.Received += c.Received
+		for i := range s.Dropped {
+			s.Dropped[i] += c.Dropped[i]
+		}
+	}
+	return s
+}
+
 // link returns the interface's socket, opening it on first use.
 func (p *Prober) link(ifindex int) (*link, error) {
 	p.mu.Lock()
@@ -182,7 +208,7 @@ func (p *Prober) link(ifindex int) (*link, error) {
 // opts.Attempts windows of opts.Timeout, all of them running at once, so
 // a run lasts about sending time plus Attempts × Timeout at worst.
 func (p *Prober) Probe(ctx context.Context, peers []Peer, opts ProbeOptions) (Stats, error) {
-	opts, err := opts.withDefaults()
+	opts, err := opts.WithDefaults()
 	if err != nil {
 		return Stats{}, err
 	}

@@ -1,4 +1,4 @@
-// Package watchmetrics exports what an arpprobe.Watcher does as
+// Package watchmetrics exports what an watch.Watcher does as
 // Prometheus metrics, for `arpcheck watch --listen` and for programs
 // that run a Watcher themselves:
 //
@@ -44,11 +44,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 )
 
-// Source is what the collector reads: *arpprobe.Watcher.
+// Source is what the collector reads: *watch.Watcher.
 type Source interface {
-	Stats() arpprobe.WatchStats
+	Stats() watch.Stats
 }
 
 // Collector is a prometheus.Collector of a Watcher's metrics.
@@ -122,7 +123,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range arpprobe.Verdicts {
 		gauge("peers", float64(s.Entries[v]), string(v))
 	}
-	for _, cause := range arpprobe.Causes {
+	for _, cause := range watch.Causes {
 		counter("checks_total", s.Checks[cause], string(cause))
 	}
 	for _, a := range actions {
@@ -139,7 +140,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter("frames_dropped_total", s.SightingsDropped, "backlog")
 	counter("events_total", s.Events)
 	counter("event_resyncs_total", s.Resyncs)
-	for _, src := range arpprobe.DelaySources {
+	for _, src := range watch.DelaySources {
 		v := 0.0
 		if src == s.DelaySource {
 			v = 1

@@ -17,12 +17,13 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 	"github.com/arpcheck/arpcheck/arpprobe/watchmetrics"
 )
 
-type fixedStats arpprobe.WatchStats
+type fixedStats watch.Stats
 
-func (f fixedStats) Stats() arpprobe.WatchStats { return arpprobe.WatchStats(f) }
+func (f fixedStats) Stats() watch.Stats { return watch.Stats(f) }
 
 // scrape serves the collector's metrics over HTTP, as Prometheus would
 // scrape them, and parses the text exposition.
@@ -91,13 +92,13 @@ var lagBounds = []time.Duration{
 }
 
 func TestMetrics(t *testing.T) {
-	st := arpprobe.WatchStats{
+	st := watch.Stats{
 		Entries: map[arpprobe.Verdict]int{arpprobe.VerdictOK: 40, arpprobe.VerdictStale: 2, arpprobe.VerdictDead: 1},
-		Checks:  map[arpprobe.Cause]uint64{arpprobe.CauseState: 7, arpprobe.CauseWire: 1, arpprobe.CauseSweep: 430},
+		Checks:  map[watch.Cause]uint64{watch.CauseState: 7, watch.CauseWire: 1, watch.CauseSweep: 430},
 		Repairs: map[arpprobe.Action]uint64{arpprobe.ActionReplaced: 3, arpprobe.ActionRefused: 2},
 		Frames: arpprobe.Stats{SentUnicast: 500, SentBroadcast: 9, Replies: 480, Received: 1234,
 			KernelDrops: 5},
-		Events: 77, Resyncs: 1, DelaySource: arpprobe.DelaySourcePoll, TraceEvents: 6, Sightings: 2, SightingsDropped: 4, CheckErrors: 0, Sweeps: 10,
+		Events: 77, Resyncs: 1, DelaySource: watch.DelaySourcePoll, TraceEvents: 6, Sightings: 2, SightingsDropped: 4, CheckErrors: 0, Sweeps: 10,
 		LastSweep:     time.Unix(1700000000, 500e6),
 		SweepDuration: 1500 * time.Millisecond,
 	}
@@ -198,14 +199,14 @@ func TestMetrics(t *testing.T) {
 // is there already, at 0, so alerts and rates work from the first
 // scrape.
 func TestMetricsAtStart(t *testing.T) {
-	var st arpprobe.WatchStats
+	var st watch.Stats
 	st.Lag.Bounds, st.Lag.Counts = lagBounds, make([]uint64, len(lagBounds)+1)
 	fams := scrape(t, fixedStats(st))
 	if got := value(fams, "arpcheck_watch_last_sweep_timestamp_seconds"); got != 0 {
 		t.Errorf("last sweep timestamp %v; want 0", got)
 	}
 	for name, n := range map[string]int{
-		"arpcheck_watch_peers": len(arpprobe.Verdicts), "arpcheck_watch_checks_total": len(arpprobe.Causes),
+		"arpcheck_watch_peers": len(arpprobe.Verdicts), "arpcheck_watch_checks_total": len(watch.Causes),
 		"arpcheck_watch_repair_actions_total": 6, "arpcheck_watch_frames_sent_total": 2,
 	} {
 		if got := len(fams[name].GetMetric()); got != n {

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 )
 
 // busyStats is a Watcher that has done a bit of everything.
@@ -24,10 +25,10 @@ var lagBounds = []time.Duration{
 	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
 }
 
-func (busyStats) Stats() arpprobe.WatchStats {
-	st := arpprobe.WatchStats{
+func (busyStats) Stats() watch.Stats {
+	st := watch.Stats{
 		Entries: map[arpprobe.Verdict]int{arpprobe.VerdictOK: 3, arpprobe.VerdictStale: 1},
-		Checks:  map[arpprobe.Cause]uint64{arpprobe.CauseSweep: 4},
+		Checks:  map[watch.Cause]uint64{watch.CauseSweep: 4},
 		Repairs: map[arpprobe.Action]uint64{arpprobe.ActionReplaced: 1, arpprobe.ActionRefused: 1},
 		Frames:  arpprobe.Stats{SentUnicast: 4, SentBroadcast: 1, Replies: 4, Received: 5, KernelDrops: 1},
 	}

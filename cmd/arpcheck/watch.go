@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 	"github.com/arpcheck/arpcheck/arpprobe/watchmetrics"
 )
 
@@ -69,7 +70,7 @@ func watchFlags() []cli.Flag {
 			flags = append(flags, f)
 		}
 		if d, ok := f.(*cli.DurationFlag); ok && d.Name == flagTimeout {
-			d.Value = arpprobe.DefaultWatchTimeout
+			d.Value = watch.DefaultTimeout
 		}
 	}
 	flags = append(flags,
@@ -77,13 +78,13 @@ func watchFlags() []cli.Flag {
 			Usage: "correct wrong entries as arpcheck repair does (without it, only report them)"})
 	flags = append(flags, repairFlags()...)
 	return append(flags,
-		&cli.DurationFlag{Name: flagInterval, EnvVars: envVars(flagInterval), Value: arpprobe.DefaultWatchInterval,
+		&cli.DurationFlag{Name: flagInterval, EnvVars: envVars(flagInterval), Value: watch.DefaultInterval,
 			Usage: "sweep every watched entry every `DURATION`; 0: only once, at the start"},
 		&cli.BoolFlag{Name: flagWatchTrace, EnvVars: envVars(flagWatchTrace), Value: true,
 			Usage: "see entries start being used while STALE (the kernel announces no event for that) through " +
 				"the kernel's neigh tracepoints, at once and without reading the table, when the process may " +
 				"(CAP_BPF and CAP_PERFMON); otherwise, or with --tracepoints=false, read the table every --poll"},
-		&cli.DurationFlag{Name: flagWatchPoll, EnvVars: envVars(flagWatchPoll), Value: arpprobe.DefaultWatchPoll,
+		&cli.DurationFlag{Name: flagWatchPoll, EnvVars: envVars(flagWatchPoll), Value: watch.DefaultPoll,
 			Usage: "without tracepoints, read the table every `DURATION`, to see entries start being used while STALE; 0: never"},
 		&cli.StringFlag{Name: flagWatchListen, EnvVars: envVars(flagWatchListen),
 			Usage: "serve /metrics (Prometheus) and /healthz on `ADDRESS`, such as :9808 (default: off)"},
@@ -96,7 +97,7 @@ func watchFlags() []cli.Flag {
 
 // watchConfig is what watch was asked to do.
 type watchConfig struct {
-	watch     arpprobe.WatchConfig
+	watch     watch.Config
 	peerArgs  []string
 	peers     string // --peers
 	listen    string
@@ -208,7 +209,7 @@ func (e *env) watchAction(c *cli.Context) error {
 		return fail(err)
 	}
 	defer k.Close()
-	mon, err := arpprobe.OpenNeighborMonitor()
+	mon, err := watch.OpenNeighborMonitor()
 	if err != nil {
 		return fail(err)
 	}
@@ -216,14 +217,14 @@ func (e *env) watchAction(c *cli.Context) error {
 	wc := cfg.watch
 	wc.Table, wc.Topology, wc.Events, wc.Peers, wc.Logger = k, k, mon, peers, log
 	if cfg.trace {
-		tr, err := arpprobe.OpenNeighborTracer()
+		tr, err := watch.OpenNeighborTracer()
 		if err != nil {
 			return fail(err)
 		}
 		defer tr.Close()
 		wc.Trace = tr
 	}
-	w, err := arpprobe.NewWatcher(wc)
+	w, err := watch.New(wc)
 	if err != nil {
 		return fail(err)
 	}
@@ -267,7 +268,7 @@ func (e *env) watchAction(c *cli.Context) error {
 
 // reloadPeers reads the peer list again, on SIGHUP. A list that does not
 // parse leaves the current one in place.
-func (e *env) reloadPeers(cfg *watchConfig, w *arpprobe.Watcher, log *slog.Logger) {
+func (e *env) reloadPeers(cfg *watchConfig, w *watch.Watcher, log *slog.Logger) {
 	if cfg.peers == "-" {
 		log.Warn("SIGHUP: peers came from standard input; nothing to read again")
 		return
@@ -287,7 +288,7 @@ func (e *env) reloadPeers(cfg *watchConfig, w *arpprobe.Watcher, log *slog.Logge
 
 // serveMetrics serves /metrics and /healthz on addr until stop is called.
 // It fails at once if addr cannot be listened on.
-func serveMetrics(ctx context.Context, addr string, w *arpprobe.Watcher, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(ctx context.Context, addr string, w *watch.Watcher, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", flagWatchListen, err)

@@ -23,7 +23,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"github.com/vishvananda/netlink"
 
-	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
 
@@ -61,8 +61,8 @@ func TestWatchFlags(t *testing.T) {
 			if r == nil || !r.IncludePermanent || !r.DryRun || !r.DeleteDead {
 				t.Errorf("%q: repair policy %+v", tt.args, r)
 			}
-			if got.watch.Check.Probe.Timeout != arpprobe.DefaultWatchTimeout || got.watch.Interval != arpprobe.DefaultWatchInterval ||
-				got.watch.Poll != arpprobe.DefaultWatchPoll {
+			if got.watch.Check.Probe.Timeout != watch.DefaultTimeout || got.watch.Interval != watch.DefaultInterval ||
+				got.watch.Poll != watch.DefaultPoll {
 				t.Errorf("%q: defaults: timeout %v, interval %v, poll %v", tt.args, got.watch.Check.Probe.Timeout, got.watch.Interval, got.watch.Poll)
 			}
 		}

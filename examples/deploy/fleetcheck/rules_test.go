@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 
-	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 	"github.com/arpcheck/arpcheck/arpprobe/watchmetrics"
 )
 
@@ -198,7 +198,7 @@ func TestAlertRules(t *testing.T) {
 // stubStats is a Watcher that has done nothing yet.
 type stubStats struct{}
 
-func (stubStats) Stats() arpprobe.WatchStats { return arpprobe.WatchStats{} }
+func (stubStats) Stats() watch.Stats { return watch.Stats{} }
 
 // watchFamilies returns the metric families package watchmetrics exports
 // for a Watcher, as arpcheck watch --listen serves them. Every labelled

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 )
 
 // result is a row's samples.
@@ -196,7 +196,7 @@ func (c *config) report(w io.Writer, results []*result, started time.Time, comma
 		"(--interval %s, --timeout %s, the neigh tracepoints and the eBPF IPv4 filter, as root), and sweep-bound rows come at a random moment of its "+
 		"interval. In the row where the entry went STALE while its owner lived, the address moves 1.5 s plus "+
 		"up to %s after.\n",
-		dialEvery, dialTimeout, secs(c.limit), secs(c.cronPeriod), c.watchInterval(), arpprobe.DefaultWatchTimeout, secs(c.agedSpread))
+		dialEvery, dialTimeout, secs(c.limit), secs(c.cronPeriod), c.watchInterval(), watch.DefaultTimeout, secs(c.agedSpread))
 	var goals []string
 	for _, r := range results {
 		if r.row.m != methodWatch {

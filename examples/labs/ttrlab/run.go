@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
 
@@ -36,16 +37,16 @@ func (c *config) watchInterval() time.Duration {
 	if c.interval > 0 {
 		return c.interval
 	}
-	return arpprobe.DefaultWatchInterval
+	return watch.DefaultInterval
 }
 
 const (
 	// flowing is how long the client connects to the old owner before t0,
-	// where traffic flows; more than arpprobe.WatchGap, so that a check
+	// where traffic flows; more than watch.Gap, so that a check
 	// watch made before t0 does not delay one after it.
 	flowing = 1200 * time.Millisecond
 	// settle is how long the entry lies STALE and idle before t0 (plus a
-	// random time in the aged scenario): more than arpprobe.WatchGap
+	// random time in the aged scenario): more than watch.Gap
 	// after watch's first sweep, so that it does not delay a check after
 	// t0. (A watch older than the fix of idle STALE entries checks the
 	// entry meanwhile, and the kernel marks it REACHABLE if the owner
@@ -124,7 +125,7 @@ func (c *config) run(ctx context.Context, r row) (s sample, err error) {
 			s.detail = w.log()
 		}()
 		_, err := w.waitFor(ctx, startWithin, "the first sweep", func(rec logRecord) bool {
-			return rec.IP == movedAddr.String() && strings.Contains(rec.Cause, string(arpprobe.CauseSweep))
+			return rec.IP == movedAddr.String() && strings.Contains(rec.Cause, string(watch.CauseSweep))
 		})
 		if err != nil {
 			return s, err

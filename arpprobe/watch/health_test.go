@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"testing"
@@ -23,7 +23,7 @@ func TestWatcherHealth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &Watcher{cfg: WatchConfig{Interval: tt.interval}}
+			w := &Watcher{cfg: Config{Interval: tt.interval}}
 			w.running.Store(tt.running)
 			w.stats.LastSweep = tt.lastSweep
 			got := ""

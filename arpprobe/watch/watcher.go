@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,26 +16,28 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
-// The defaults of WatchConfig, in one place.
+// The defaults of Config, in one place.
 const (
-	// DefaultWatchInterval is the time between two sweeps of the watched
+	// DefaultInterval is the time between two sweeps of the watched
 	// addresses: the bound on finding a wrong entry that raises no event
 	// and whose new owner stays silent (a PERMANENT entry, or one kept
 	// REACHABLE by traffic).
-	DefaultWatchInterval = time.Minute
-	// DefaultWatchPoll is the time between two reads of the neighbour
+	DefaultInterval = time.Minute
+	// DefaultPoll is the time between two reads of the neighbour
 	// table. The kernel announces no event when an entry in use goes
 	// from STALE to DELAY, so reading the table is the only way to see
 	// traffic start towards a STALE entry; the read also catches any
 	// event that was lost.
-	DefaultWatchPoll = 250 * time.Millisecond
-	// WatchGap is the least time between two checks of one address, as
+	DefaultPoll = 250 * time.Millisecond
+	// Gap is the least time between two checks of one address, as
 	// RFC 1122 (2.3.2.1) asks: at most about one request per second per
 	// destination.
-	WatchGap = time.Second
-	// DefaultWatchTimeout is how long a Watcher's checks wait for replies
+	Gap = time.Second
+	// DefaultTimeout is how long a Watcher's checks wait for replies
 	// to one attempt, unless Check.Probe.Timeout says otherwise: far less
 	// than DefaultTimeout, because an entry under suspicion is failing
 	// traffic meanwhile, and a stale entry takes two silent attempts to
@@ -45,7 +48,7 @@ const (
 	// however late the prober reads it. Links slower than that (an
 	// overlay stretched between sites) want a longer Check.Probe.Timeout
 	// (watch --timeout).
-	DefaultWatchTimeout = 60 * time.Millisecond
+	DefaultTimeout = 60 * time.Millisecond
 )
 
 const (
@@ -70,7 +73,7 @@ const (
 type NeighborEvent struct {
 	// Neighbor is the entry after the change (before it, when deleted).
 	// Its Interface may be empty.
-	Neighbor Neighbor
+	Neighbor arpprobe.Neighbor
 	Deleted  bool
 	// Err, set only on the last event of a subscription that ended
 	// before its ctx, says why: it wraps ErrEventsLost when the kernel
@@ -93,10 +96,10 @@ type NeighborEventSource interface {
 	SubscribeNeighbors(ctx context.Context) (<-chan NeighborEvent, error)
 }
 
-// WatchConfig configures a Watcher. Table and Topology are required.
-type WatchConfig struct {
-	Table    NeighborTable
-	Topology Topology
+// Config configures a Watcher. Table and Topology are required.
+type Config struct {
+	Table    arpprobe.NeighborTable
+	Topology arpprobe.Topology
 	// Events, if set, reports changes of the table as they happen; without
 	// it they are seen at the next poll.
 	Events NeighborEventSource
@@ -111,22 +114,22 @@ type WatchConfig struct {
 	// ListenConfig{Requests: true}.Listen: the sockets receive other
 	// hosts' requests too, which the Watcher needs to see announcements.
 	// A Tap is called as well as the Watcher's own.
-	Prober ProberConfig
+	Prober arpprobe.ProberConfig
 	// Check is what each check does: the interface, how peers are asked
 	// and, with Repair set, the repair policy, exactly as for
 	// Checker.Check, except that a zero Probe.Timeout means
-	// DefaultWatchTimeout.
-	Check Options
+	// DefaultTimeout.
+	Check arpprobe.Options
 	// Peers, if set, limits the Watcher to these addresses, which are
 	// swept whether or not they have an entry; nil watches every IPv4
 	// entry of the table (as PeersFromNeighbors chooses them). SetPeers
 	// changes the list while the Watcher runs.
 	Peers []netip.Addr
 	// Interval is the time between sweeps; zero means
-	// DefaultWatchInterval, a negative value no sweeps but the first.
+	// DefaultInterval, a negative value no sweeps but the first.
 	Interval time.Duration
 	// Poll is the time between reads of the table when Trace is not in
-	// use; zero means DefaultWatchPoll, a negative value none (then
+	// use; zero means DefaultPoll, a negative value none (then
 	// entries that start being used while STALE are caught only by the
 	// kernel's PROBE event about 5 s later, or by a sweep).
 	Poll time.Duration
@@ -138,16 +141,16 @@ type WatchConfig struct {
 	// it and its report, once the Watcher has taken it in (Stats count
 	// it). It is called from the Watcher's goroutine, one call at a
 	// time, and should return quickly.
-	OnCheck func(WatchCheck)
+	OnCheck func(Check)
 }
 
-// WatchCheck is one check a Watcher ran.
-type WatchCheck struct {
+// Check is one check a Watcher ran.
+type Check struct {
 	// Triggers are what asked for the check, ordered by address; an
 	// address may have several.
 	Triggers []Trigger
 	// Report is the check's report; nil when it could not start.
-	Report *Report
+	Report *arpprobe.Report
 	// Err is the error of Checker.Check, if any.
 	Err error
 }
@@ -160,7 +163,7 @@ type WatchCheck struct {
 //
 // What makes it check an address:
 //   - an entry starts being used while STALE (DELAY: only a read of the
-//     table shows it, see DefaultWatchPoll) or is probed by the kernel
+//     table shows it, see DefaultPoll) or is probed by the kernel
 //     (PROBE), changes MAC, or appears (kernel events);
 //   - an ARP request or gratuitous announcement from another host shows
 //     the address with a MAC other than the cached one, as arpwatch
@@ -187,7 +190,7 @@ type WatchCheck struct {
 // changes, when its address shows up on the wire with another MAC, and
 // at the first sweep that finds it unchecked.
 //
-// It checks an address at most once per WatchGap and never twice at
+// It checks an address at most once per Gap and never twice at
 // once; triggers raised within a few milliseconds of each other go out
 // as one check.
 //
@@ -196,13 +199,15 @@ type WatchCheck struct {
 // used while STALE (at most about once per reachable time, 15 to 45 s,
 // per entry in use) or is swept.
 type Watcher struct {
-	cfg     WatchConfig
-	checker Checker
-	prober  *Prober
+	cfg     Config
+	checker arpprobe.Checker
+	prober  *arpprobe.Prober
 	pin     *netnsPin
-	log     *slog.Logger
-	ran     atomic.Bool
-	running atomic.Bool // while Run watches
+	// interfaceByIndex is the prober's, run in the pinned namespace.
+	interfaceByIndex func(int) (*net.Interface, error)
+	log              *slog.Logger
+	ran              atomic.Bool
+	running          atomic.Bool // while Run watches
 	// peakSlots and peakPending are the most addresses the scheduler
 	// has known at once and the most triggers it has held at once: the
 	// watcher's state, which must stay bounded whatever arrives.
@@ -211,7 +216,7 @@ type Watcher struct {
 	// The watched entries and the peer list, read by the tap on the
 	// prober's reader goroutines.
 	mu    sync.RWMutex
-	cache map[neighKey]Neighbor
+	cache map[neighKey]arpprobe.Neighbor
 	peers map[netip.Addr]struct{} // nil: the whole table
 	list  []netip.Addr
 
@@ -219,18 +224,30 @@ type Watcher struct {
 	reload    chan struct{}
 
 	smu      sync.Mutex
-	stats    WatchStats // without Entries and the link counters
-	verdicts map[netip.Addr]Verdict
+	stats    Stats // without Entries and the link counters
+	verdicts map[netip.Addr]arpprobe.Verdict
 	// idle is, for each entry whose latest check ended in an action that
 	// changes nothing (refused, would-*), that action and the situation
 	// it was taken in, so that it is counted once, not at every check.
 	idle map[neighKey]idleAction
 }
 
+// neighKey names a neighbour entry: its interface and address.
+type neighKey struct {
+	ifindex int
+	ip      netip.Addr
+}
+
+// The ARP operations (RFC 826) that Frame.Op holds.
+const (
+	opRequest = 1
+	opReply   = 2
+)
+
 // idleAction is an action that changed nothing, and what it was taken
 // on: the cached entry and the owner that answered.
 type idleAction struct {
-	action        Action
+	action        arpprobe.Action
 	cached, owner string
 }
 
@@ -244,35 +261,35 @@ type sighting struct {
 	cause   Cause
 }
 
-// NewWatcher returns a Watcher for cfg. It opens nothing until Run, but
+// New returns a Watcher for cfg. It opens nothing until Run, but
 // remembers the network namespace of the calling thread: the sockets
 // the Watcher's prober opens later belong to it, whatever goroutine
 // opens them.
-func NewWatcher(cfg WatchConfig) (*Watcher, error) {
+func New(cfg Config) (*Watcher, error) {
 	if cfg.Table == nil || cfg.Topology == nil {
 		return nil, errors.New("arpprobe: watch: a Table and a Topology are required")
 	}
 	if cfg.Check.Probe.Timeout == 0 {
-		cfg.Check.Probe.Timeout = DefaultWatchTimeout
+		cfg.Check.Probe.Timeout = DefaultTimeout
 	}
-	probe, err := cfg.Check.Probe.withDefaults()
+	probe, err := cfg.Check.Probe.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Interval == 0 {
-		cfg.Interval = DefaultWatchInterval
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Poll == 0 {
-		cfg.Poll = DefaultWatchPoll
+		cfg.Poll = DefaultPoll
 	}
 	w := &Watcher{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		cache:     make(map[neighKey]Neighbor),
+		cache:     make(map[neighKey]arpprobe.Neighbor),
 		sightings: make(chan sighting, watchSightings),
 		reload:    make(chan struct{}, 1),
-		stats:     newWatchStats(),
-		verdicts:  make(map[netip.Addr]Verdict),
+		stats:     newStats(),
+		verdicts:  make(map[netip.Addr]arpprobe.Verdict),
 		idle:      make(map[neighKey]idleAction),
 	}
 	if w.log == nil {
@@ -281,7 +298,7 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 	w.setPeers(cfg.Peers)
 	pc := cfg.Prober
 	if pc.Listen == nil {
-		pc.Listen = ListenConfig{Requests: true}.Listen
+		pc.Listen = arpprobe.ListenConfig{Requests: true}.Listen
 	}
 	if pc.InterfaceByIndex == nil {
 		pc.InterfaceByIndex = net.InterfaceByIndex
@@ -296,7 +313,7 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 		pc.BroadcastRate = probe.BroadcastRate
 	}
 	userTap := pc.Tap
-	pc.Tap = func(e TapEvent) {
+	pc.Tap = func(e arpprobe.TapEvent) {
 		if userTap != nil {
 			userTap(e)
 		}
@@ -307,8 +324,10 @@ func NewWatcher(cfg WatchConfig) (*Watcher, error) {
 		return nil, err
 	}
 	w.pin = pin
-	w.prober = NewProber(pin.proberConfig(pc))
-	w.checker = Checker{Table: cfg.Table, Topology: cfg.Topology, Prober: w.prober}
+	pc = pin.proberConfig(pc)
+	w.interfaceByIndex = pc.InterfaceByIndex
+	w.prober = arpprobe.NewProber(pc)
+	w.checker = arpprobe.Checker{Table: cfg.Table, Topology: cfg.Topology, Prober: w.prober}
 	return w, nil
 }
 
@@ -330,7 +349,7 @@ func (w *Watcher) setPeers(peers []netip.Addr) {
 		w.peers, w.list = nil, nil
 		return
 	}
-	w.list = dedupe(peers)
+	w.list = uniq(peers)
 	w.peers = make(map[netip.Addr]struct{}, len(w.list))
 	for _, a := range w.list {
 		w.peers[a] = struct{}{}
@@ -341,8 +360,8 @@ func (w *Watcher) setPeers(peers []netip.Addr) {
 // goroutines: an ARP request or gratuitous reply whose sender is a
 // watched address with a MAC other than the cached one is queued as a
 // sighting.
-func (w *Watcher) tap(e TapEvent) {
-	if e.Sent || e.Parsed == nil || e.Drop != DropNone {
+func (w *Watcher) tap(e arpprobe.TapEvent) {
+	if e.Sent || e.Parsed == nil || e.Drop != arpprobe.DropNone {
 		return
 	}
 	f := e.Parsed
@@ -389,15 +408,15 @@ var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // owner's reply to a check would make the kernel mark it REACHABLE,
 // hiding its next use for up to 45 s (see Watcher); its first use
 // enters DELAY.
-func eventCause(old, cur *Neighbor) (Cause, bool) {
+func eventCause(old, cur *arpprobe.Neighbor) (Cause, bool) {
 	switch {
-	case cur == nil || !cur.Usable() || cur.State&StateNoARP != 0:
+	case cur == nil || !cur.Usable() || cur.State&arpprobe.StateNoARP != 0:
 		return "", false
 	case !old.Usable():
 		return CauseNew, true
 	case !bytes.Equal(old.MAC, cur.MAC):
 		return CauseMAC, true
-	case cur.State&(StateDelay|StateProbe) != 0 && cur.State != old.State:
+	case cur.State&(arpprobe.StateDelay|arpprobe.StateProbe) != 0 && cur.State != old.State:
 		return CauseState, true
 	}
 	return "", false
@@ -422,7 +441,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer w.running.Store(false)
 	l := &watchLoop{
 		w:       w,
-		sched:   newScheduler(WatchGap, watchCoalesce, watchPerCause),
+		sched:   newScheduler(Gap, watchCoalesce, watchPerCause),
 		results: make(chan batchResult, watchBatches),
 	}
 	defer l.closeSYNs()
@@ -433,7 +452,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 type watchLoop struct {
 	w     *Watcher
 	sched *scheduler
-	links []Link
+	links []arpprobe.Link
 
 	events subscription // Events
 	trace  subscription // Trace
@@ -443,11 +462,11 @@ type watchLoop struct {
 	batches    int       // checks under way
 	sweepStart time.Time // zero when no sweep is under way
 	listenErrs map[int]string
-	seen       map[seenKey]seenEntry // every IPv4 entry of the last read, for poll
-	seenGen    uint32                // the number of the latest read
-	changed    []Neighbor            // poll's scratch
-	scanOne    func(*Neighbor)       // l.scanned, bound once
-	syns       map[int]*packet.Conn  // the IPv4 sockets, by interface index
+	seen       map[seenKey]seenEntry    // every IPv4 entry of the last read, for poll
+	seenGen    uint32                   // the number of the latest read
+	changed    []arpprobe.Neighbor      // poll's scratch
+	scanOne    func(*arpprobe.Neighbor) // l.scanned, bound once
+	syns       map[int]*packet.Conn     // the IPv4 sockets, by interface index
 	// mismatch is the eBPF filter of the IPv4 sockets, if it could be
 	// loaded (mismatchTried); without it they take TCP SYNs only.
 	mismatch      *mismatchFilter
@@ -459,7 +478,7 @@ type watchLoop struct {
 
 type batchResult struct {
 	triggers []Trigger
-	report   *Report
+	report   *arpprobe.Report
 	err      error
 	sweep    bool
 }
@@ -487,8 +506,8 @@ func (l *watchLoop) run(ctx context.Context) error {
 	if err := l.refreshLinks(ctx); err != nil {
 		return err
 	}
-	if name := w.cfg.Check.Interface; name != "" && !hasLink(l.links, name) {
-		return fmt.Errorf("arpprobe: watch: interface %q: %w", name, ErrUnknownInterface)
+	if name := w.cfg.Check.Interface; name != "" && !slices.ContainsFunc(l.links, func(k arpprobe.Link) bool { return k.Name == name }) {
+		return fmt.Errorf("arpprobe: watch: interface %q: %w", name, arpprobe.ErrUnknownInterface)
 	}
 	if err := l.refresh(ctx, true); err != nil {
 		return err
@@ -654,9 +673,9 @@ func (l *watchLoop) refreshLinks(ctx context.Context) error {
 // watched returns the entries of entries the Watcher watches: those
 // PeersFromNeighbors would check, on Check.Interface if set, and in the
 // peer list if there is one. Interface names are filled in.
-func (l *watchLoop) watched(entries []Neighbor) []Neighbor {
+func (l *watchLoop) watched(entries []arpprobe.Neighbor) []arpprobe.Neighbor {
 	w := l.w
-	ps := PeersFromNeighbors(entries, l.links, w.cfg.Check.Interface)
+	ps := arpprobe.PeersFromNeighbors(entries, l.links, w.cfg.Check.Interface)
 	w.mu.RLock()
 	peers := w.peers
 	w.mu.RUnlock()
@@ -666,7 +685,7 @@ func (l *watchLoop) watched(entries []Neighbor) []Neighbor {
 			keep[neighKey{p.Ifindex, p.IP}] = p.Interface
 		}
 	}
-	out := make([]Neighbor, 0, len(keep))
+	out := make([]arpprobe.Neighbor, 0, len(keep))
 	for _, n := range entries {
 		k := neighKey{n.Ifindex, n.IP.Unmap()}
 		if name, ok := keep[k]; ok {
@@ -680,9 +699,9 @@ func (l *watchLoop) watched(entries []Neighbor) []Neighbor {
 
 // knowsLinks reports whether every entry's interface is known, reading
 // the interfaces again once if not.
-func (l *watchLoop) knowsLinks(ctx context.Context, entries []Neighbor) {
+func (l *watchLoop) knowsLinks(ctx context.Context, entries []arpprobe.Neighbor) {
 	for _, n := range entries {
-		if !slices.ContainsFunc(l.links, func(k Link) bool { return k.Index == n.Ifindex }) {
+		if !slices.ContainsFunc(l.links, func(k arpprobe.Link) bool { return k.Index == n.Ifindex }) {
 			l.refreshLinks(ctx)
 			return
 		}
@@ -709,7 +728,7 @@ func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
 	l.remember(entries)
 	entries = l.watched(entries)
 	now := time.Now()
-	next := make(map[neighKey]Neighbor, len(entries))
+	next := make(map[neighKey]arpprobe.Neighbor, len(entries))
 	w.mu.RLock()
 	old := w.cache
 	w.mu.RUnlock()
@@ -719,7 +738,7 @@ func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
 		if initial {
 			continue
 		}
-		var prev *Neighbor
+		var prev *arpprobe.Neighbor
 		if o, ok := old[k]; ok {
 			prev = &o
 		}
@@ -765,7 +784,7 @@ func (l *watchLoop) forget() {
 // listen opens (or keeps open) the prober's socket on each interface
 // that has watched entries, so that ARP on the wire is seen before any
 // check runs there. A failure is logged once per interface and error.
-func (l *watchLoop) listen(entries []Neighbor) {
+func (l *watchLoop) listen(entries []arpprobe.Neighbor) {
 	if l.listenErrs == nil {
 		l.listenErrs = make(map[int]string)
 	}
@@ -775,7 +794,7 @@ func (l *watchLoop) listen(entries []Neighbor) {
 			continue
 		}
 		done[n.Ifindex] = true
-		_, err := l.w.prober.link(n.Ifindex)
+		err := l.w.prober.Listen(n.Ifindex)
 		if err == nil {
 			err = l.listenSYN(n.Ifindex)
 		}
@@ -813,10 +832,10 @@ func (l *watchLoop) apply(ctx context.Context, ev NeighborEvent) {
 	n := ev.Neighbor
 	n.IP = n.IP.Unmap()
 	k := neighKey{n.Ifindex, n.IP}
-	var keep []Neighbor
+	var keep []arpprobe.Neighbor
 	if !ev.Deleted {
-		l.knowsLinks(ctx, []Neighbor{n})
-		keep = l.watched([]Neighbor{n})
+		l.knowsLinks(ctx, []arpprobe.Neighbor{n})
+		keep = l.watched([]arpprobe.Neighbor{n})
 	}
 	w.mu.Lock()
 	old, had := w.cache[k]
@@ -833,7 +852,7 @@ func (l *watchLoop) apply(ctx context.Context, ev NeighborEvent) {
 		}
 		return
 	}
-	var prev *Neighbor
+	var prev *arpprobe.Neighbor
 	if had {
 		prev = &old
 	} else {
@@ -858,7 +877,7 @@ func (l *watchLoop) sighting(s sighting) {
 	// host; a routed one carries the router's MAC. Judged against the
 	// links as last read, so that addresses added since the socket opened
 	// count.
-	if s.cause == CauseIPv4 && !slices.ContainsFunc(l.links, func(k Link) bool { return k.Index == s.ifindex && onSubnet(s.ip, k.Addrs) }) {
+	if s.cause == CauseIPv4 && !slices.ContainsFunc(l.links, func(k arpprobe.Link) bool { return k.Index == s.ifindex && onSubnet(s.ip, k.Addrs) }) {
 		return
 	}
 	w.smu.Lock()
@@ -890,12 +909,12 @@ func (l *watchLoop) sweep(now time.Time) {
 			addrs = append(addrs, k.ip)
 		}
 		if was, seen := idle[k.ip]; !seen || was {
-			idle[k.ip] = n.State == StateStale
+			idle[k.ip] = n.State == arpprobe.StateStale
 		}
 	}
 	w.mu.RUnlock()
 	w.smu.Lock()
-	addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return idle[a] && w.verdicts[a] == VerdictOK })
+	addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return idle[a] && w.verdicts[a] == arpprobe.VerdictOK })
 	w.stats.Sweeps++
 	if len(addrs) == 0 {
 		w.stats.LastSweep, w.stats.SweepDuration = now, 0
@@ -905,7 +924,7 @@ func (l *watchLoop) sweep(now time.Time) {
 		return
 	}
 	l.sweepStart = now
-	for _, a := range dedupe(addrs) {
+	for _, a := range uniq(addrs) {
 		l.sched.add(Trigger{IP: a, MAC: macs[a], Cause: CauseSweep, At: now})
 	}
 }
@@ -955,7 +974,7 @@ func (l *watchLoop) listenSYN(ifindex int) error {
 	if l.syns[ifindex] != nil {
 		return nil
 	}
-	ifi, err := l.w.prober.cfg.InterfaceByIndex(ifindex) // run in the watcher's namespace
+	ifi, err := l.w.interfaceByIndex(ifindex) // run in the watcher's namespace
 	if err != nil {
 		return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
 	}
@@ -1024,7 +1043,7 @@ func (l *watchLoop) syncMismatch(keys ...neighKey) {
 	var errs []error
 	for _, k := range keys {
 		var mac []byte
-		if n, ok := w.cache[k]; ok && n.Usable() && n.State&StateNoARP == 0 {
+		if n, ok := w.cache[k]; ok && n.Usable() && n.State&arpprobe.StateNoARP == 0 {
 			mac = n.MAC
 		}
 		if err := f.set(k, mac); err != nil {
@@ -1046,7 +1065,7 @@ func (l *watchLoop) finish(r batchResult) {
 	now := time.Now()
 	if w.cfg.OnCheck != nil {
 		// Last: once the check is in the cache, the schedule and Stats.
-		defer w.cfg.OnCheck(WatchCheck{Triggers: r.triggers, Report: r.report, Err: r.err})
+		defer w.cfg.OnCheck(Check{Triggers: r.triggers, Report: r.report, Err: r.err})
 	}
 	if r.report == nil {
 		w.smu.Lock()
@@ -1108,18 +1127,18 @@ func (l *watchLoop) finish(r batchResult) {
 // (the cached one, or one that answered). The kernel's own reactions to
 // a check (an entry healed by the owner's reply, the repair's write)
 // raise such triggers, and checking again would find nothing new.
-func settledBy(p *Peer) func(Trigger) bool {
+func settledBy(p *arpprobe.Peer) func(Trigger) bool {
 	return func(t Trigger) bool {
 		switch p.Verdict {
-		case VerdictUnknown:
+		case arpprobe.VerdictUnknown:
 			return false
-		case VerdictOfflink:
+		case arpprobe.VerdictOfflink:
 			return true
 		}
 		if len(t.MAC) == 0 || p.Cached != nil && bytes.Equal(p.Cached.MAC, t.MAC) {
 			return true
 		}
-		return slices.ContainsFunc(p.Replies, func(r Reply) bool { return bytes.Equal(r.MAC, t.MAC) })
+		return slices.ContainsFunc(p.Replies, func(r arpprobe.Reply) bool { return bytes.Equal(r.MAC, t.MAC) })
 	}
 }
 
@@ -1148,7 +1167,7 @@ func (w *Watcher) record(r batchResult, now time.Time) {
 				st.Lag.observe(now.Sub(t.At))
 			}
 		}
-		if _, seen := w.verdicts[p.IP]; p.Verdict != VerdictUnknown || !seen {
+		if _, seen := w.verdicts[p.IP]; p.Verdict != arpprobe.VerdictUnknown || !seen {
 			w.verdicts[p.IP] = judged(p)
 		}
 		if w.newAction(p) {
@@ -1166,10 +1185,10 @@ func (w *Watcher) record(r batchResult, now time.Time) {
 // that changed nothing (refused, would-replace, would-delete) only if
 // the entry's previous check did not end in the same action on the
 // same cached entry and owner. w.smu is held.
-func (w *Watcher) newAction(p *Peer) bool {
+func (w *Watcher) newAction(p *arpprobe.Peer) bool {
 	k := neighKey{p.Ifindex, p.IP}
 	switch p.Action {
-	case ActionRefused, ActionWouldReplace, ActionWouldDelete:
+	case arpprobe.ActionRefused, arpprobe.ActionWouldReplace, arpprobe.ActionWouldDelete:
 		a := idleAction{action: p.Action, owner: p.Owner.String()}
 		if p.Cached != nil {
 			a.cached = p.Cached.MAC.String() + " " + p.Cached.State.String()
@@ -1179,8 +1198,8 @@ func (w *Watcher) newAction(p *Peer) bool {
 		}
 		w.idle[k] = a
 		return true
-	case ActionNone, "":
-		if p.Verdict != VerdictUnknown {
+	case arpprobe.ActionNone, "":
+		if p.Verdict != arpprobe.VerdictUnknown {
 			delete(w.idle, k) // the situation ended; unknown says nothing
 		}
 		return false
@@ -1191,16 +1210,16 @@ func (w *Watcher) newAction(p *Peer) bool {
 
 // judged is a peer's verdict after its repair: a stale entry replaced
 // or found healed is ok now.
-func judged(p *Peer) Verdict {
-	if p.Verdict == VerdictStale && (p.Action == ActionReplaced || p.Action == ActionHealed) {
-		return VerdictOK
+func judged(p *arpprobe.Peer) arpprobe.Verdict {
+	if p.Verdict == arpprobe.VerdictStale && (p.Action == arpprobe.ActionReplaced || p.Action == arpprobe.ActionHealed) {
+		return arpprobe.VerdictOK
 	}
 	return p.Verdict
 }
 
 // logPeer logs one checked peer: findings at warning level, repairs at
 // info level, healthy entries at debug level only.
-func (w *Watcher) logPeer(p *Peer, ts []Trigger) {
+func (w *Watcher) logPeer(p *arpprobe.Peer, ts []Trigger) {
 	var cs []string
 	for _, t := range ts {
 		if !slices.Contains(cs, string(t.Cause)) {
@@ -1215,7 +1234,7 @@ func (w *Watcher) logPeer(p *Peer, ts []Trigger) {
 	if p.Owner != nil {
 		attrs = append(attrs, "owner", p.Owner.String())
 	}
-	if p.Verdict == VerdictConflict {
+	if p.Verdict == arpprobe.VerdictConflict {
 		var macs []string
 		for _, r := range p.Replies {
 			macs = append(macs, r.MAC.String())
@@ -1226,19 +1245,29 @@ func (w *Watcher) logPeer(p *Peer, ts []Trigger) {
 		attrs = append(attrs, "reason", p.Reason)
 	}
 	switch {
-	case p.Action == ActionReplaced || p.Action == ActionDeleted:
+	case p.Action == arpprobe.ActionReplaced || p.Action == arpprobe.ActionDeleted:
 		w.log.Info("repaired", attrs...)
-	case p.Action == ActionHealed:
+	case p.Action == arpprobe.ActionHealed:
 		w.log.Info("stale entry already healed by the kernel", attrs...)
-	case p.Verdict == VerdictStale:
+	case p.Verdict == arpprobe.VerdictStale:
 		w.log.Warn("stale entry", attrs...)
-	case p.Verdict == VerdictConflict:
+	case p.Verdict == arpprobe.VerdictConflict:
 		w.log.Warn("address in conflict", attrs...)
-	case p.Verdict == VerdictDead:
+	case p.Verdict == arpprobe.VerdictDead:
 		w.log.Warn("peer dead", attrs...)
-	case p.Verdict == VerdictUnknown:
+	case p.Verdict == arpprobe.VerdictUnknown:
 		w.log.Warn("could not check", attrs...)
 	default:
 		w.log.Debug("checked", attrs...)
 	}
 }
+
+// uniq returns addrs sorted, without repeats.
+func uniq(addrs []netip.Addr) []netip.Addr {
+	out := slices.Clone(addrs)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+// isPermission reports whether err comes from a lack of privilege.
+func isPermission(err error) bool { return errors.Is(err, os.ErrPermission) }

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"bytes"

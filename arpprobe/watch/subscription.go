@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -80,12 +80,12 @@ func (s *subscription) close() {
 // time while in use. The kernel sends no netlink event for either.
 type DelaySource string
 
-// The sources of WatchStats.DelaySource.
+// The sources of Stats.DelaySource.
 const (
 	// DelaySourceTracepoints: the kernel's neigh tracepoints
-	// (WatchConfig.Trace), at once and without reading the table.
+	// (Config.Trace), at once and without reading the table.
 	DelaySourceTracepoints DelaySource = "tracepoints"
-	// DelaySourcePoll: a read of the table every WatchConfig.Poll.
+	// DelaySourcePoll: a read of the table every Config.Poll.
 	DelaySourcePoll DelaySource = "poll"
 	// DelaySourceNone: neither; such entries are checked when the
 	// kernel probes them (PROBE, about 5 s later) or at a sweep.

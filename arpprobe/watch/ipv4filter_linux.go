@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"encoding/binary"
@@ -20,12 +20,16 @@ import (
 // first frame of any kind (a UDP query, a ping, a TCP segment of a
 // connection it had), not only from a SYN. Frames of hosts whose entries
 // are right, and of addresses with no entry, are dropped in the kernel.
-// Each entry passes at most one frame per WatchGap, so that a stream from
+// Each entry passes at most one frame per Gap, so that a stream from
 // the new owner costs one frame a second until the entry is repaired.
 
 // mismatchGap is the least time, in nanoseconds, between two frames the
 // filter passes for one entry.
-const mismatchGap = uint64(WatchGap)
+const mismatchGap = uint64(Gap)
+
+// skbIfindex is the offset of __sk_buff's ifindex
+// (include/uapi/linux/bpf.h).
+const skbIfindex = 40
 
 // mismatchEntries bounds the map: room for the largest tables arpcheck is
 // measured on. Entries are allocated as they are added (no prealloc).

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -14,31 +14,34 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/internal/fake"
 )
 
 func TestEventCause(t *testing.T) {
 	tests := []struct {
 		name     string
-		old, cur *Neighbor
+		old, cur *arpprobe.Neighbor
 		want     Cause // "" for no check
 	}{
-		{"entered STALE: idle, left alone", entry(macA, StateReachable), entry(macA, StateStale), ""},
-		{"entered DELAY", entry(macA, StateStale), entry(macA, StateDelay), CauseState},
-		{"entered PROBE", entry(macA, StateDelay), entry(macA, StateProbe), CauseState},
-		{"changed MAC", entry(macA, StateReachable), entry(macB, StateReachable), CauseMAC},
-		{"changed MAC and state", entry(macA, StateReachable), entry(macB, StateStale), CauseMAC},
-		{"PERMANENT entry changed MAC", entry(macA, StatePermanent), entry(macB, StatePermanent), CauseMAC},
-		{"appeared", nil, entry(macA, StateStale), CauseNew},
-		{"appeared PERMANENT", nil, entry(macA, StatePermanent), CauseNew},
-		{"resolved from INCOMPLETE", entry(nil, StateIncomplete), entry(macA, StateReachable), CauseNew},
-		{"resolved again after FAILED", entry(macA, StateFailed), entry(macA, StateReachable), CauseNew},
-		{"confirmed: REACHABLE again", entry(macA, StateReachable), entry(macA, StateReachable), ""},
-		{"STALE to REACHABLE", entry(macA, StateStale), entry(macA, StateReachable), ""},
-		{"still STALE", entry(macA, StateStale), entry(macA, StateStale), ""},
-		{"INCOMPLETE: the kernel is asking", nil, entry(nil, StateIncomplete), ""},
-		{"FAILED", entry(macA, StateProbe), entry(macA, StateFailed), ""},
-		{"NOARP", nil, entry(macA, StateNoARP), ""},
-		{"gone", entry(macA, StateStale), nil, ""},
+		{"entered STALE: idle, left alone", entry(macA, arpprobe.StateReachable), entry(macA, arpprobe.StateStale), ""},
+		{"entered DELAY", entry(macA, arpprobe.StateStale), entry(macA, arpprobe.StateDelay), CauseState},
+		{"entered PROBE", entry(macA, arpprobe.StateDelay), entry(macA, arpprobe.StateProbe), CauseState},
+		{"changed MAC", entry(macA, arpprobe.StateReachable), entry(macB, arpprobe.StateReachable), CauseMAC},
+		{"changed MAC and state", entry(macA, arpprobe.StateReachable), entry(macB, arpprobe.StateStale), CauseMAC},
+		{"PERMANENT entry changed MAC", entry(macA, arpprobe.StatePermanent), entry(macB, arpprobe.StatePermanent), CauseMAC},
+		{"appeared", nil, entry(macA, arpprobe.StateStale), CauseNew},
+		{"appeared PERMANENT", nil, entry(macA, arpprobe.StatePermanent), CauseNew},
+		{"resolved from INCOMPLETE", entry(nil, arpprobe.StateIncomplete), entry(macA, arpprobe.StateReachable), CauseNew},
+		{"resolved again after FAILED", entry(macA, arpprobe.StateFailed), entry(macA, arpprobe.StateReachable), CauseNew},
+		{"confirmed: REACHABLE again", entry(macA, arpprobe.StateReachable), entry(macA, arpprobe.StateReachable), ""},
+		{"STALE to REACHABLE", entry(macA, arpprobe.StateStale), entry(macA, arpprobe.StateReachable), ""},
+		{"still STALE", entry(macA, arpprobe.StateStale), entry(macA, arpprobe.StateStale), ""},
+		{"INCOMPLETE: the kernel is asking", nil, entry(nil, arpprobe.StateIncomplete), ""},
+		{"FAILED", entry(macA, arpprobe.StateProbe), entry(macA, arpprobe.StateFailed), ""},
+		{"NOARP", nil, entry(macA, arpprobe.StateNoARP), ""},
+		{"gone", entry(macA, arpprobe.StateStale), nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,26 +117,26 @@ func (f *watchEvents) end(s *watchSub, err error) {
 // 198.18.0.1/24) with fake events, and collects its checks.
 type watchRig struct {
 	t      *testing.T
-	tbl    *fakeTable
-	lan    *fakeLAN
+	tbl    *fake.Table
+	lan    *fake.LAN
 	events *watchEvents
 	w      *Watcher
-	checks chan WatchCheck
+	checks chan Check
 	cancel context.CancelFunc
 	done   chan error
 }
 
 // newWatchRig returns a rig with entries in the fake table; the test
 // adds hosts, then calls start.
-func newWatchRig(t *testing.T, entries ...Neighbor) *watchRig {
-	return &watchRig{t: t, tbl: oneLAN(entries...), lan: &fakeLAN{}, events: newWatchEvents(),
-		checks: make(chan WatchCheck, 256), done: make(chan error, 1)}
+func newWatchRig(t *testing.T, entries ...arpprobe.Neighbor) *watchRig {
+	return &watchRig{t: t, tbl: fake.OneLAN(entries...), lan: &fake.LAN{}, events: newWatchEvents(),
+		checks: make(chan Check, 256), done: make(chan error, 1)}
 }
 
 // start runs a Watcher with cfg, whose Table, Topology, Events (unless
 // noEvents), Prober, probe options and OnCheck it sets, and waits for
 // the first sweep to end.
-func (r *watchRig) start(cfg WatchConfig, noEvents bool) *watchRig {
+func (r *watchRig) start(cfg Config, noEvents bool) *watchRig {
 	t := r.t
 	t.Helper()
 	cfg.Table, cfg.Topology = r.tbl, r.tbl
@@ -142,16 +145,16 @@ func (r *watchRig) start(cfg WatchConfig, noEvents bool) *watchRig {
 		cfg.Table = watchKernel{r.tbl, r.events}
 		cfg.Events = r.events
 	}
-	cfg.Prober = r.lan.config()
-	cfg.Check.Probe = fastOpts(BroadcastAuto)
-	cfg.OnCheck = func(c WatchCheck) {
+	cfg.Prober = r.lan.Config()
+	cfg.Check.Probe = fakeOpts(arpprobe.BroadcastAuto)
+	cfg.OnCheck = func(c Check) {
 		select {
 		case r.checks <- c:
 		default:
 			t.Error("too many checks")
 		}
 	}
-	w, err := NewWatcher(cfg)
+	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,19 +163,19 @@ func (r *watchRig) start(cfg WatchConfig, noEvents bool) *watchRig {
 	r.cancel = cancel
 	go func() { r.done <- w.Run(ctx) }()
 	t.Cleanup(func() { r.stop() })
-	r.waitCheck("the first sweep", func(c WatchCheck) bool { return watchHasCause(c, CauseSweep) })
+	r.waitCheck("the first sweep", func(c Check) bool { return watchHasCause(c, CauseSweep) })
 	return r
 }
 
 // watchKernel is a fake table that raises an event for each write, as
 // the kernel does.
 type watchKernel struct {
-	*fakeTable
+	*fake.Table
 	events *watchEvents
 }
 
-func (k watchKernel) SetNeighbor(ctx context.Context, n Neighbor) error {
-	if err := k.fakeTable.SetNeighbor(ctx, n); err != nil {
+func (k watchKernel) SetNeighbor(ctx context.Context, n arpprobe.Neighbor) error {
+	if err := k.Table.SetNeighbor(ctx, n); err != nil {
 		return err
 	}
 	n.Interface = ""
@@ -203,9 +206,9 @@ func (r *watchRig) stop() {
 
 // waitCheck returns the first check that satisfies ok, and every check
 // received before it; it fails the test after 10 s.
-func (r *watchRig) waitCheck(what string, ok func(WatchCheck) bool) (WatchCheck, []WatchCheck) {
+func (r *watchRig) waitCheck(what string, ok func(Check) bool) (Check, []Check) {
 	r.t.Helper()
-	var before []WatchCheck
+	var before []Check
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
@@ -220,16 +223,16 @@ func (r *watchRig) waitCheck(what string, ok func(WatchCheck) bool) (WatchCheck,
 	}
 }
 
-func watchHasCause(c WatchCheck, cause Cause) bool {
+func watchHasCause(c Check, cause Cause) bool {
 	return slices.ContainsFunc(c.Triggers, func(t Trigger) bool { return t.Cause == cause })
 }
 
-func watchChecked(c WatchCheck, ip string) bool {
+func watchChecked(c Check, ip string) bool {
 	return slices.ContainsFunc(c.Triggers, func(t Trigger) bool { return t.IP.String() == ip })
 }
 
 // watchPeer returns the report's peer for ip.
-func watchPeer(t *testing.T, c WatchCheck, ip string) *Peer {
+func watchPeer(t *testing.T, c Check, ip string) *arpprobe.Peer {
 	t.Helper()
 	if c.Report == nil {
 		t.Fatalf("check without a report: %v", c.Err)
@@ -239,11 +242,11 @@ func watchPeer(t *testing.T, c WatchCheck, ip string) *Peer {
 			return &c.Report.Peers[i]
 		}
 	}
-	t.Fatalf("no peer %s in the check of %s", ip, watchChecks([]WatchCheck{c}))
+	t.Fatalf("no peer %s in the check of %s", ip, watchChecks([]Check{c}))
 	return nil
 }
 
-func watchChecks(cs []WatchCheck) string {
+func watchChecks(cs []Check) string {
 	var b []string
 	for _, c := range cs {
 		var ts []string
@@ -257,38 +260,31 @@ func watchChecks(cs []WatchCheck) string {
 
 // setEntry changes the fake kernel's entry for ip (nil mac and zero
 // state delete it) and returns it as an event would carry it.
-func (r *watchRig) setEntry(ip string, mac net.HardwareAddr, s State) NeighborEvent {
-	n := Neighbor{IP: netip.MustParseAddr(ip), Ifindex: 2, Interface: "fake2", MAC: mac, State: s}
-	r.tbl.mu.Lock()
-	defer r.tbl.mu.Unlock()
-	if s == StateNone {
-		r.tbl.entries = slices.DeleteFunc(r.tbl.entries, func(e Neighbor) bool { return e.IP == n.IP })
+func (r *watchRig) setEntry(ip string, mac net.HardwareAddr, s arpprobe.State) NeighborEvent {
+	n := arpprobe.Neighbor{IP: netip.MustParseAddr(ip), Ifindex: 2, Interface: "fake2", MAC: mac, State: s}
+	if s == arpprobe.StateNone {
+		r.tbl.Delete(n.IP)
 		return NeighborEvent{Neighbor: n, Deleted: true}
 	}
-	r.tbl.set(n)
+	r.tbl.Set(n)
 	n.Interface = "" // events do not name the interface
 	return NeighborEvent{Neighbor: n}
 }
 
 // setHost makes ip answer from mac alone (nil: nobody answers).
 func (r *watchRig) setHost(ip string, mac net.HardwareAddr) {
-	a := netip.MustParseAddr(ip)
-	r.lan.mu.Lock()
-	r.lan.hosts = slices.DeleteFunc(r.lan.hosts, func(h fakeHost) bool { return h.ip == a })
-	r.lan.mu.Unlock()
+	r.lan.Remove(ip)
 	if mac != nil {
-		r.lan.add(ip, mac, 0)
+		r.lan.Add(ip, mac, 0)
 	}
 }
 
 func (r *watchRig) writes() []string {
-	r.tbl.mu.Lock()
-	defer r.tbl.mu.Unlock()
-	return slices.Clone(r.tbl.writes)
+	return r.tbl.Writes()
 }
 
-func watchNeigh(ip string, mac net.HardwareAddr, s State) Neighbor {
-	return Neighbor{IP: netip.MustParseAddr(ip), MAC: mac, State: s}
+func watchNeigh(ip string, mac net.HardwareAddr, s arpprobe.State) arpprobe.Neighbor {
+	return arpprobe.Neighbor{IP: netip.MustParseAddr(ip), MAC: mac, State: s}
 }
 
 // Event-driven detection and repair: the host behind a cached address
@@ -297,21 +293,21 @@ func watchNeigh(ip string, mac net.HardwareAddr, s State) Neighbor {
 func TestWatchEventRepair(t *testing.T) {
 	t.Parallel()
 	const moved, marker = "198.18.0.2", "198.18.0.3"
-	r := newWatchRig(t, watchNeigh(moved, macA, StateReachable), watchNeigh(marker, macA, StateReachable))
+	r := newWatchRig(t, watchNeigh(moved, macA, arpprobe.StateReachable), watchNeigh(marker, macA, arpprobe.StateReachable))
 	r.setHost(moved, macA)
 	r.setHost(marker, macA)
-	r.start(WatchConfig{Check: Options{Repair: &RepairPolicy{}}, Poll: -1}, false)
+	r.start(Config{Check: arpprobe.Options{Repair: &arpprobe.RepairPolicy{}}, Poll: -1}, false)
 	r.setHost(moved, macB)
-	r.events.send(r.setEntry(moved, macA, StateDelay))
-	r.events.send(r.setEntry(marker, macA, StateDelay))
-	c, _ := r.waitCheck("the entry in use", func(c WatchCheck) bool { return watchChecked(c, moved) })
+	r.events.send(r.setEntry(moved, macA, arpprobe.StateDelay))
+	r.events.send(r.setEntry(marker, macA, arpprobe.StateDelay))
+	c, _ := r.waitCheck("the entry in use", func(c Check) bool { return watchChecked(c, moved) })
 	p := watchPeer(t, c, moved)
-	if p.Verdict != VerdictStale || p.Action != ActionReplaced || p.Owner.String() != macB.String() || !watchHasCause(c, CauseState) {
+	if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced || p.Owner.String() != macB.String() || !watchHasCause(c, CauseState) {
 		t.Errorf("watchChecked %s for %s: verdict %s, action %s, owner %s; want state, stale, replaced, %s",
-			p.IP, watchChecks([]WatchCheck{c}), p.Verdict, p.Action, p.Owner, macB)
+			p.IP, watchChecks([]Check{c}), p.Verdict, p.Action, p.Owner, macB)
 	}
 	if !watchChecked(c, marker) {
-		t.Fatalf("the two entries in use were not watchChecked together: %s", watchChecks([]WatchCheck{c}))
+		t.Fatalf("the two entries in use were not watchChecked together: %s", watchChecks([]Check{c}))
 	}
 	want := "set " + moved + " " + macB.String() + " REACHABLE"
 	if w := r.writes(); !slices.Equal(w, []string{want}) {
@@ -321,14 +317,14 @@ func TestWatchEventRepair(t *testing.T) {
 	// check, which settled it. The marker, watchChecked at the same time, is
 	// free to be watchChecked again when the repaired entry would be: the
 	// marker's next check must come alone.
-	r.events.send(r.setEntry(marker, macA, StateProbe))
-	c, before := r.waitCheck("the marker", func(c WatchCheck) bool { return watchChecked(c, marker) })
+	r.events.send(r.setEntry(marker, macA, arpprobe.StateProbe))
+	c, before := r.waitCheck("the marker", func(c Check) bool { return watchChecked(c, marker) })
 	if all := append(before, c); len(all) != 1 || watchChecked(c, moved) {
 		t.Errorf("checks after the repair: %s; want only the marker's", watchChecks(all))
 	}
 	st := r.w.Stats()
 	// Both entries are right now: the repaired one counts as ok.
-	if st.Repairs[ActionReplaced] != 1 || st.Checks[CauseState] != 3 || st.Entries[VerdictOK] != 2 || len(st.Entries) != 1 {
+	if st.Repairs[arpprobe.ActionReplaced] != 1 || st.Checks[CauseState] != 3 || st.Entries[arpprobe.VerdictOK] != 2 || len(st.Entries) != 1 {
 		t.Errorf("stats: repairs %v, checks %v, entries %v; want 1 replaced, 3 by state, 2 ok", st.Repairs, st.Checks, st.Entries)
 	}
 }
@@ -341,39 +337,39 @@ func TestWatchEvents(t *testing.T) {
 	const ip, marker = "198.18.0.2", "198.18.0.9"
 	tests := []struct {
 		name   string
-		before Neighbor // the entry when the watcher starts (IP ip)
-		after  Neighbor // the event's entry; State 0: deleted
-		cfg    WatchConfig
+		before arpprobe.Neighbor // the entry when the watcher starts (IP ip)
+		after  arpprobe.Neighbor // the event's entry; State 0: deleted
+		cfg    Config
 		want   Cause // "": no check
 	}{
-		{name: "entered STALE: idle, left alone", before: watchNeigh(ip, macA, StateReachable), after: watchNeigh(ip, macA, StateStale)},
-		{name: "entered DELAY", before: watchNeigh(ip, macA, StateStale), after: watchNeigh(ip, macA, StateDelay), want: CauseState},
-		{name: "entered PROBE", before: watchNeigh(ip, macA, StateDelay), after: watchNeigh(ip, macA, StateProbe), want: CauseState},
-		{name: "changed MAC", before: watchNeigh(ip, macA, StateReachable), after: watchNeigh(ip, macB, StateReachable), want: CauseMAC},
-		{name: "appeared", after: watchNeigh(ip, macA, StateStale), want: CauseNew},
-		{name: "confirmed", before: watchNeigh(ip, macA, StateStale), after: watchNeigh(ip, macA, StateReachable)},
-		{name: "failed", before: watchNeigh(ip, macA, StateProbe), after: watchNeigh(ip, macA, StateFailed)},
-		{name: "incomplete", after: watchNeigh(ip, nil, StateIncomplete)},
-		{name: "deleted", before: watchNeigh(ip, macA, StateStale), after: watchNeigh(ip, nil, StateNone)},
-		{name: "outside the peer list", before: watchNeigh(ip, macA, StateReachable), after: watchNeigh(ip, macA, StateStale),
-			cfg: WatchConfig{Peers: []netip.Addr{netip.MustParseAddr(marker)}}},
+		{name: "entered STALE: idle, left alone", before: watchNeigh(ip, macA, arpprobe.StateReachable), after: watchNeigh(ip, macA, arpprobe.StateStale)},
+		{name: "entered DELAY", before: watchNeigh(ip, macA, arpprobe.StateStale), after: watchNeigh(ip, macA, arpprobe.StateDelay), want: CauseState},
+		{name: "entered PROBE", before: watchNeigh(ip, macA, arpprobe.StateDelay), after: watchNeigh(ip, macA, arpprobe.StateProbe), want: CauseState},
+		{name: "changed MAC", before: watchNeigh(ip, macA, arpprobe.StateReachable), after: watchNeigh(ip, macB, arpprobe.StateReachable), want: CauseMAC},
+		{name: "appeared", after: watchNeigh(ip, macA, arpprobe.StateStale), want: CauseNew},
+		{name: "confirmed", before: watchNeigh(ip, macA, arpprobe.StateStale), after: watchNeigh(ip, macA, arpprobe.StateReachable)},
+		{name: "failed", before: watchNeigh(ip, macA, arpprobe.StateProbe), after: watchNeigh(ip, macA, arpprobe.StateFailed)},
+		{name: "incomplete", after: watchNeigh(ip, nil, arpprobe.StateIncomplete)},
+		{name: "deleted", before: watchNeigh(ip, macA, arpprobe.StateStale), after: watchNeigh(ip, nil, arpprobe.StateNone)},
+		{name: "outside the peer list", before: watchNeigh(ip, macA, arpprobe.StateReachable), after: watchNeigh(ip, macA, arpprobe.StateStale),
+			cfg: Config{Peers: []netip.Addr{netip.MustParseAddr(marker)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var entries []Neighbor
+			var entries []arpprobe.Neighbor
 			if tt.before.IP.IsValid() {
 				entries = append(entries, tt.before)
 			}
-			entries = append(entries, watchNeigh(marker, macA, StateReachable))
+			entries = append(entries, watchNeigh(marker, macA, arpprobe.StateReachable))
 			cfg := tt.cfg
 			cfg.Poll = -1
 			r := newWatchRig(t, entries...).start(cfg, false)
 			r.setHost(ip, tt.after.MAC)
 			r.events.send(r.setEntry(ip, tt.after.MAC, tt.after.State))
 			r.setHost(marker, macA)
-			r.events.send(r.setEntry(marker, macA, StateDelay))
-			c, before := r.waitCheck("the marker", func(c WatchCheck) bool { return watchChecked(c, marker) })
+			r.events.send(r.setEntry(marker, macA, arpprobe.StateDelay))
+			c, before := r.waitCheck("the marker", func(c Check) bool { return watchChecked(c, marker) })
 			var got []Trigger
 			for _, c := range append(before, c) {
 				for _, t := range c.Triggers {
@@ -405,39 +401,39 @@ func TestWatchWire(t *testing.T) {
 		frame func(ip netip.Addr) []byte // from macB, the new owner
 	}{
 		{"gratuitous request", "198.18.0.2", func(ip netip.Addr) []byte {
-			return arpFrame(t, arp.OperationRequest, macB, ip, zero, ip)
+			return arpFrame(arp.OperationRequest, macB, ip, zero, ip)
 		}},
 		{"gratuitous reply", "198.18.0.3", func(ip netip.Addr) []byte {
-			return arpFrame(t, arp.OperationReply, macB, ip, ethernet.Broadcast, ip)
+			return arpFrame(arp.OperationReply, macB, ip, ethernet.Broadcast, ip)
 		}},
 		{"request for another host", "198.18.0.4", func(ip netip.Addr) []byte {
-			return arpFrame(t, arp.OperationRequest, macB, ip, zero, addr("198.18.0.1"))
+			return arpFrame(arp.OperationRequest, macB, ip, zero, addr("198.18.0.1"))
 		}},
 	}
-	var entries []Neighbor
+	var entries []arpprobe.Neighbor
 	for _, tt := range tests {
-		entries = append(entries, watchNeigh(tt.ip, macA, StatePermanent))
+		entries = append(entries, watchNeigh(tt.ip, macA, arpprobe.StatePermanent))
 	}
 	r := newWatchRig(t, entries...)
 	for _, tt := range tests {
 		r.setHost(tt.ip, macA) // the old owner, until the first sweep
 	}
-	r.start(WatchConfig{Check: Options{Repair: &RepairPolicy{IncludePermanent: true}}, Poll: -1}, false)
+	r.start(Config{Check: arpprobe.Options{Repair: &arpprobe.RepairPolicy{IncludePermanent: true}}, Poll: -1}, false)
 	for _, tt := range tests {
 		r.setHost(tt.ip, macB)
 	}
 	// Frames that must not count: the cached owner asking, an RFC 5227
 	// probe, a reply to someone's request.
 	ip := addr(tests[0].ip)
-	r.lan.inject(arpFrame(t, arp.OperationRequest, macA, ip, zero, addr("198.18.0.1")))
-	r.lan.inject(arpFrame(t, arp.OperationRequest, macB, netip.IPv4Unspecified(), zero, ip))
-	r.lan.inject(arpFrame(t, arp.OperationReply, macB, ip, self, addr("198.18.0.1")))
+	r.lan.Inject(arpFrame(arp.OperationRequest, macA, ip, zero, addr("198.18.0.1")))
+	r.lan.Inject(arpFrame(arp.OperationRequest, macB, netip.IPv4Unspecified(), zero, ip))
+	r.lan.Inject(arpFrame(arp.OperationReply, macB, ip, self, addr("198.18.0.1")))
 	for _, tt := range tests {
-		r.lan.inject(tt.frame(addr(tt.ip)))
+		r.lan.Inject(tt.frame(addr(tt.ip)))
 	}
-	seen := map[string]*Peer{}
+	seen := map[string]*arpprobe.Peer{}
 	for len(seen) < len(tests) {
-		c, _ := r.waitCheck("the announcements", func(c WatchCheck) bool { return watchHasCause(c, CauseWire) })
+		c, _ := r.waitCheck("the announcements", func(c Check) bool { return watchHasCause(c, CauseWire) })
 		for _, tr := range c.Triggers {
 			if tr.Cause == CauseWire {
 				seen[tr.IP.String()] = watchPeer(t, c, tr.IP.String())
@@ -450,8 +446,8 @@ func TestWatchWire(t *testing.T) {
 			t.Errorf("%s: no check of %s", tt.name, tt.ip)
 			continue
 		}
-		if p.Verdict != VerdictStale || p.Action != ActionReplaced || p.After == nil ||
-			p.After.MAC.String() != macB.String() || p.After.State != StatePermanent {
+		if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced || p.After == nil ||
+			p.After.MAC.String() != macB.String() || p.After.State != arpprobe.StatePermanent {
 			t.Errorf("%s: %s %s %s, after %v; want stale, replaced, PERMANENT %s", tt.name, p.IP, p.Verdict, p.Action, p.After, macB)
 		}
 	}
@@ -464,13 +460,13 @@ func TestWatchWire(t *testing.T) {
 // from STALE to DELAY without any event, and the read catches it.
 func TestWatchPollSeesDelay(t *testing.T) {
 	t.Parallel()
-	r := newWatchRig(t, watchNeigh("198.18.0.2", macA, StateStale))
+	r := newWatchRig(t, watchNeigh("198.18.0.2", macA, arpprobe.StateStale))
 	r.setHost("198.18.0.2", macA)
-	r.start(WatchConfig{Check: Options{Repair: &RepairPolicy{}}, Poll: 10 * time.Millisecond}, true)
+	r.start(Config{Check: arpprobe.Options{Repair: &arpprobe.RepairPolicy{}}, Poll: 10 * time.Millisecond}, true)
 	r.setHost("198.18.0.2", macB)
-	r.setEntry("198.18.0.2", macA, StateDelay)
-	c, _ := r.waitCheck("the DELAY entry", func(c WatchCheck) bool { return watchHasCause(c, CauseState) })
-	if p := watchPeer(t, c, "198.18.0.2"); p.Verdict != VerdictStale || p.Action != ActionReplaced {
+	r.setEntry("198.18.0.2", macA, arpprobe.StateDelay)
+	c, _ := r.waitCheck("the DELAY entry", func(c Check) bool { return watchHasCause(c, CauseState) })
+	if p := watchPeer(t, c, "198.18.0.2"); p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
 		t.Errorf("verdict %s, action %s; want stale, replaced", p.Verdict, p.Action)
 	}
 }
@@ -482,16 +478,16 @@ func TestWatchPollSeesDelay(t *testing.T) {
 func TestWatchSweepSkipsIdleStale(t *testing.T) {
 	t.Parallel()
 	const idle, dead, reachable, pinned = "198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.5"
-	r := newWatchRig(t, watchNeigh(idle, macA, StateStale), watchNeigh(dead, macA, StateStale),
-		watchNeigh(reachable, macA, StateReachable), watchNeigh(pinned, macA, StatePermanent))
+	r := newWatchRig(t, watchNeigh(idle, macA, arpprobe.StateStale), watchNeigh(dead, macA, arpprobe.StateStale),
+		watchNeigh(reachable, macA, arpprobe.StateReachable), watchNeigh(pinned, macA, arpprobe.StatePermanent))
 	for _, ip := range []string{idle, reachable, pinned} {
 		r.setHost(ip, macA)
 	}
 	// The first sweep checks every entry; each keeps its state (the fake
 	// kernel does not take replies).
-	r.start(WatchConfig{Interval: 50 * time.Millisecond, Poll: -1}, false)
+	r.start(Config{Interval: 50 * time.Millisecond, Poll: -1}, false)
 	for range 2 {
-		c, _ := r.waitCheck("a later sweep", func(c WatchCheck) bool { return watchHasCause(c, CauseSweep) })
+		c, _ := r.waitCheck("a later sweep", func(c Check) bool { return watchHasCause(c, CauseSweep) })
 		var got []string
 		for _, tr := range c.Triggers {
 			got = append(got, tr.IP.String())
@@ -500,24 +496,24 @@ func TestWatchSweepSkipsIdleStale(t *testing.T) {
 			t.Errorf("sweep checked %v; want %v (not the idle STALE entry found right)", got, want)
 		}
 	}
-	r.events.send(r.setEntry(idle, macA, StateDelay))
-	r.waitCheck("the idle entry once used", func(c WatchCheck) bool { return watchChecked(c, idle) && watchHasCause(c, CauseState) })
+	r.events.send(r.setEntry(idle, macA, arpprobe.StateDelay))
+	r.waitCheck("the idle entry once used", func(c Check) bool { return watchChecked(c, idle) && watchHasCause(c, CauseState) })
 }
 
 // When events are lost (ENOBUFS) the watcher subscribes again, trying
 // until it can, and reads the table, finding what changed meanwhile.
 func TestWatchEventsLost(t *testing.T) {
 	t.Parallel()
-	r := newWatchRig(t, watchNeigh("198.18.0.2", macA, StateReachable)).start(WatchConfig{Poll: -1}, false)
+	r := newWatchRig(t, watchNeigh("198.18.0.2", macA, arpprobe.StateReachable)).start(Config{Poll: -1}, false)
 	r.setHost("198.18.0.2", macB)
-	r.setEntry("198.18.0.2", macB, StateStale) // no event: it was lost
+	r.setEntry("198.18.0.2", macB, arpprobe.StateStale) // no event: it was lost
 	r.events.mu.Lock()
 	r.events.failNext = 1
 	r.events.mu.Unlock()
 	r.events.end(r.events.current(), fmt.Errorf("fake: %w", ErrEventsLost))
-	c, _ := r.waitCheck("the changed entry", func(c WatchCheck) bool { return watchChecked(c, "198.18.0.2") })
+	c, _ := r.waitCheck("the changed entry", func(c Check) bool { return watchChecked(c, "198.18.0.2") })
 	if !watchHasCause(c, CauseMAC) {
-		t.Errorf("check %s; want cause mac", watchChecks([]WatchCheck{c}))
+		t.Errorf("check %s; want cause mac", watchChecks([]Check{c}))
 	}
 	r.events.mu.Lock()
 	subs, failed := len(r.events.subs), r.events.failed
@@ -534,11 +530,11 @@ func TestWatchEventsLost(t *testing.T) {
 func TestWatchSetPeers(t *testing.T) {
 	t.Parallel()
 	two, three, seven := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3"), netip.MustParseAddr("198.18.0.7")
-	r := newWatchRig(t, watchNeigh("198.18.0.2", macA, StateReachable), watchNeigh("198.18.0.3", macA, StateReachable)).
-		start(WatchConfig{Peers: []netip.Addr{two}, Poll: -1}, false)
+	r := newWatchRig(t, watchNeigh("198.18.0.2", macA, arpprobe.StateReachable), watchNeigh("198.18.0.3", macA, arpprobe.StateReachable)).
+		start(Config{Peers: []netip.Addr{two}, Poll: -1}, false)
 	r.setHost("198.18.0.7", macB) // no entry: uncached
 	r.w.SetPeers([]netip.Addr{three, seven})
-	c, _ := r.waitCheck("the new list", func(c WatchCheck) bool { return watchChecked(c, "198.18.0.7") })
+	c, _ := r.waitCheck("the new list", func(c Check) bool { return watchChecked(c, "198.18.0.7") })
 	var got []string
 	for _, tr := range c.Triggers {
 		got = append(got, tr.IP.String()+"/"+string(tr.Cause))
@@ -546,19 +542,19 @@ func TestWatchSetPeers(t *testing.T) {
 	if want := []string{"198.18.0.3/sweep", "198.18.0.7/sweep"}; !slices.Equal(got, want) {
 		t.Errorf("check after SetPeers: %v; want %v", got, want)
 	}
-	if p := watchPeer(t, c, "198.18.0.7"); p.Verdict != VerdictUncached {
+	if p := watchPeer(t, c, "198.18.0.7"); p.Verdict != arpprobe.VerdictUncached {
 		t.Errorf("198.18.0.7: %s; want uncached", p.Verdict)
 	}
 	// .2 left the list: its events are ignored, and it no longer counts.
-	r.events.send(r.setEntry("198.18.0.2", macA, StateDelay))
-	r.events.send(r.setEntry("198.18.0.3", macA, StateDelay))
-	c, before := r.waitCheck("the marker", func(c WatchCheck) bool { return watchChecked(c, "198.18.0.3") })
+	r.events.send(r.setEntry("198.18.0.2", macA, arpprobe.StateDelay))
+	r.events.send(r.setEntry("198.18.0.3", macA, arpprobe.StateDelay))
+	c, before := r.waitCheck("the marker", func(c Check) bool { return watchChecked(c, "198.18.0.3") })
 	for _, c := range append(before, c) {
 		if watchChecked(c, "198.18.0.2") {
-			t.Errorf("198.18.0.2 watchChecked after it left the list: %s", watchChecks([]WatchCheck{c}))
+			t.Errorf("198.18.0.2 watchChecked after it left the list: %s", watchChecks([]Check{c}))
 		}
 	}
-	if st := r.w.Stats(); st.Entries[VerdictUncached] != 1 || st.Entries[VerdictDead]+st.Entries[VerdictOK] != 1 {
+	if st := r.w.Stats(); st.Entries[arpprobe.VerdictUncached] != 1 || st.Entries[arpprobe.VerdictDead]+st.Entries[arpprobe.VerdictOK] != 1 {
 		t.Errorf("entries by verdict %v; want 198.18.0.3 and 198.18.0.7 only", st.Entries)
 	}
 }
@@ -567,19 +563,19 @@ func TestWatchSetPeers(t *testing.T) {
 // timeout, closes the sockets and the subscription, and returns nil.
 func TestWatchShutdown(t *testing.T) {
 	t.Parallel()
-	lan := &fakeLAN{}
-	tbl := oneLAN(watchNeigh("198.18.0.2", macA, StateReachable)) // nobody answers
+	lan := &fake.LAN{}
+	tbl := fake.OneLAN(watchNeigh("198.18.0.2", macA, arpprobe.StateReachable)) // nobody answers
 	events := newWatchEvents()
 	started := make(chan struct{}, 1)
-	lan.onSend = func(Frame) {
+	lan.OnSend = func(arpprobe.Frame) {
 		select {
 		case started <- struct{}{}:
 		default:
 		}
 	}
-	cfg := WatchConfig{Table: tbl, Topology: tbl, Events: events, Prober: lan.config(), Poll: -1}
-	cfg.Check.Probe = ProbeOptions{Timeout: time.Minute}
-	w, err := NewWatcher(cfg)
+	cfg := Config{Table: tbl, Topology: tbl, Events: events, Prober: lan.Config(), Poll: -1}
+	cfg.Check.Probe = arpprobe.ProbeOptions{Timeout: time.Minute}
+	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,17 +596,10 @@ func TestWatchShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10 s of cancel, with a probe waiting a minute")
 	}
-	lan.mu.Lock()
-	defer lan.mu.Unlock()
-	if len(lan.conns) == 0 {
+	if opened, open := lan.Sockets(); opened == 0 {
 		t.Fatal("no socket was opened")
-	}
-	for i, c := range lan.conns {
-		select {
-		case <-c.closed:
-		default:
-			t.Errorf("socket %d still open after Run returned", i)
-		}
+	} else if open > 0 {
+		t.Errorf("%d of %d sockets still open after Run returned", open, opened)
 	}
 	if s := events.current(); !s.closed {
 		t.Error("the event subscription is still open after Run returned")
@@ -624,11 +613,11 @@ func TestWatchShutdown(t *testing.T) {
 // error.
 func TestWatchPermissionStops(t *testing.T) {
 	t.Parallel()
-	lan := &fakeLAN{}
-	tbl := oneLAN(watchNeigh("198.18.0.2", macA, StateReachable))
-	pc := lan.config()
-	pc.Listen = func(*net.Interface) (FrameConn, error) { return nil, errEPERM }
-	w, err := NewWatcher(WatchConfig{Table: tbl, Topology: tbl, Prober: pc, Poll: -1})
+	lan := &fake.LAN{}
+	tbl := fake.OneLAN(watchNeigh("198.18.0.2", macA, arpprobe.StateReachable))
+	pc := lan.Config()
+	pc.Listen = func(*net.Interface) (arpprobe.FrameConn, error) { return nil, errEPERM }
+	w, err := New(Config{Table: tbl, Topology: tbl, Prober: pc, Poll: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,23 +643,23 @@ func TestWatchCountsRefusalOnce(t *testing.T) {
 	const pinned, moved = "198.18.0.2", "198.18.0.3"
 	tests := []struct {
 		name   string
-		policy RepairPolicy
-		action Action
+		policy arpprobe.RepairPolicy
+		action arpprobe.Action
 	}{
-		{"refused", RepairPolicy{}, ActionRefused},
-		{"dry run", RepairPolicy{DryRun: true, IncludePermanent: true}, ActionWouldReplace},
+		{"refused", arpprobe.RepairPolicy{}, arpprobe.ActionRefused},
+		{"dry run", arpprobe.RepairPolicy{DryRun: true, IncludePermanent: true}, arpprobe.ActionWouldReplace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := newWatchRig(t, watchNeigh(pinned, macA, StatePermanent), watchNeigh(moved, macA, StateReachable))
+			r := newWatchRig(t, watchNeigh(pinned, macA, arpprobe.StatePermanent), watchNeigh(moved, macA, arpprobe.StateReachable))
 			r.setHost(pinned, macB)
 			r.setHost(moved, macA)
 			policy := tt.policy
-			r.start(WatchConfig{Check: Options{Repair: &policy}, Interval: 20 * time.Millisecond, Poll: -1}, false)
+			r.start(Config{Check: arpprobe.Options{Repair: &policy}, Interval: 20 * time.Millisecond, Poll: -1}, false)
 			// The first sweep's check found it; two more do.
 			for range 2 {
-				c, _ := r.waitCheck("a later sweep", func(c WatchCheck) bool { return watchChecked(c, pinned) })
+				c, _ := r.waitCheck("a later sweep", func(c Check) bool { return watchChecked(c, pinned) })
 				if p := watchPeer(t, c, pinned); p.Action != tt.action {
 					t.Fatalf("%s: %s %s (%s); want %s", pinned, p.Verdict, p.Action, p.Reason, tt.action)
 				}
@@ -680,7 +669,7 @@ func TestWatchCountsRefusalOnce(t *testing.T) {
 			}
 			// The owner changes again: a new situation, counted again.
 			r.setHost(pinned, macC)
-			r.waitCheck("a sweep finding the new owner", func(c WatchCheck) bool {
+			r.waitCheck("a sweep finding the new owner", func(c Check) bool {
 				return watchChecked(c, pinned) && watchPeer(t, c, pinned).Owner.String() == macC.String()
 			})
 			if st := r.w.Stats(); st.Repairs[tt.action] != 2 {

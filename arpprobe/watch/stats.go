@@ -1,16 +1,18 @@
-package arpprobe
+package watch
 
 import (
 	"maps"
 	"time"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
-// WatchStats counts what a Watcher has done since it started.
-type WatchStats struct {
+// Stats counts what a Watcher has done since it started.
+type Stats struct {
 	// Entries counts the watched addresses by the verdict of their latest
 	// check, judged after its repair (a stale entry replaced or found
 	// healed counts as ok); addresses not checked yet are not counted.
-	Entries map[Verdict]int
+	Entries map[arpprobe.Verdict]int
 	// Checks counts the checks of an address by cause; a check asked for
 	// by several causes counts under each.
 	Checks map[Cause]uint64
@@ -19,11 +21,11 @@ type WatchStats struct {
 	// would-delete) is counted once for an entry, cached MAC and owner:
 	// the checks that find the entry so again, at every sweep, are not
 	// counted again.
-	Repairs map[Action]uint64
+	Repairs map[arpprobe.Action]uint64
 	// Frames counts the frames of every check (sent, replies, kernel
 	// drops) and, in Received and Dropped, every frame the Watcher's
 	// sockets received, requests of other hosts included.
-	Frames Stats
+	Frames arpprobe.Stats
 	// Events counts the kernel's neighbour events received.
 	Events uint64
 	// Resyncs counts the times the event or tracer subscription ended
@@ -56,7 +58,7 @@ type WatchStats struct {
 	Lag histogram
 }
 
-// histogram counts durations in buckets (see WatchStats.Lag).
+// histogram counts durations in buckets (see Stats.Lag).
 type histogram struct {
 	// Bounds are the buckets' upper bounds, ascending.
 	Bounds []time.Duration
@@ -67,7 +69,7 @@ type histogram struct {
 	Sum    time.Duration
 }
 
-// watchLagBounds are the bucket bounds of WatchStats.Lag.
+// watchLagBounds are the bucket bounds of Stats.Lag.
 var watchLagBounds = []time.Duration{
 	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
 	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
@@ -88,42 +90,28 @@ func (h *histogram) observe(d time.Duration) {
 	h.Sum += d
 }
 
-func newWatchStats() WatchStats {
-	return WatchStats{
+func newStats() Stats {
+	return Stats{
 		Checks:  make(map[Cause]uint64),
-		Repairs: make(map[Action]uint64),
+		Repairs: make(map[arpprobe.Action]uint64),
 		Lag:     newHistogram(watchLagBounds),
 	}
 }
 
 // Stats returns a copy of the Watcher's counters. It is safe to call
 // from any goroutine, at any time.
-func (w *Watcher) Stats() WatchStats {
+func (w *Watcher) Stats() Stats {
 	w.smu.Lock()
 	s := w.stats
 	s.Checks = maps.Clone(s.Checks)
 	s.Repairs = maps.Clone(s.Repairs)
 	s.Lag.Counts = append([]uint64(nil), s.Lag.Counts...)
-	s.Entries = make(map[Verdict]int)
+	s.Entries = make(map[arpprobe.Verdict]int)
 	for _, v := range w.verdicts {
 		s.Entries[v]++
 	}
 	w.smu.Unlock()
-	c := w.prober.linkCounters()
+	c := w.prober.Stats()
 	s.Frames.Received, s.Frames.Dropped = c.Received, c.Dropped
-	return s
-}
-
-// linkCounters adds up the receive counters of the prober's sockets.
-func (p *Prober) linkCounters() (s Stats) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.links {
-		c := l.counters()
-		s.Received += c.Received
-		for i := range s.Dropped {
-			s.Dropped[i] += c.Dropped[i]
-		}
-	}
 	return s
 }

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -6,28 +6,28 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
 // traceRig starts a rig whose Watcher has trace as its Trace and polls
 // every 10 ms when the tracer is not in use.
-func traceRig(t *testing.T, trace *watchEvents, entries ...Neighbor) *watchRig {
+func traceRig(t *testing.T, trace *watchEvents, entries ...arpprobe.Neighbor) *watchRig {
 	r := newWatchRig(t, entries...)
 	for _, n := range entries {
 		r.setHost(n.IP.String(), n.MAC)
 	}
-	return r.start(WatchConfig{Check: Options{Repair: &RepairPolicy{}}, Interval: time.Hour,
+	return r.start(Config{Check: arpprobe.Options{Repair: &arpprobe.RepairPolicy{}}, Interval: time.Hour,
 		Poll: 10 * time.Millisecond, Trace: trace}, false)
 }
 
 // reads returns how many times the table was read.
 func (r *watchRig) reads() int {
-	r.tbl.mu.Lock()
-	defer r.tbl.mu.Unlock()
-	return r.tbl.reads
+	return r.tbl.Reads()
 }
 
 // waitStats waits until the Watcher's stats satisfy ok.
-func (r *watchRig) waitStats(what string, ok func(WatchStats) bool) WatchStats {
+func (r *watchRig) waitStats(what string, ok func(Stats) bool) Stats {
 	r.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -47,7 +47,7 @@ func (r *watchRig) waitStats(what string, ok func(WatchStats) bool) WatchStats {
 func TestWatchTraceSeesDelay(t *testing.T) {
 	t.Parallel()
 	trace := newWatchEvents()
-	r := traceRig(t, trace, watchNeigh("198.18.0.2", macA, StateStale))
+	r := traceRig(t, trace, watchNeigh("198.18.0.2", macA, arpprobe.StateStale))
 	if st := r.w.Stats(); st.DelaySource != DelaySourceTracepoints {
 		t.Fatalf("delay source %q; want tracepoints", st.DelaySource)
 	}
@@ -58,9 +58,9 @@ func TestWatchTraceSeesDelay(t *testing.T) {
 	}
 	r.setHost("198.18.0.2", macB)
 	// No netlink event: the kernel sends none; the tracer does.
-	trace.send(r.setEntry("198.18.0.2", macA, StateDelay))
-	c, _ := r.waitCheck("the traced entry", func(c WatchCheck) bool { return watchHasCause(c, CauseState) })
-	if p := watchPeer(t, c, "198.18.0.2"); p.Verdict != VerdictStale || p.Action != ActionReplaced {
+	trace.send(r.setEntry("198.18.0.2", macA, arpprobe.StateDelay))
+	c, _ := r.waitCheck("the traced entry", func(c Check) bool { return watchHasCause(c, CauseState) })
+	if p := watchPeer(t, c, "198.18.0.2"); p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
 		t.Errorf("verdict %s, action %s; want stale, replaced", p.Verdict, p.Action)
 	}
 	if st := r.w.Stats(); st.TraceEvents != 1 {
@@ -87,9 +87,9 @@ func TestWatchTraceFallback(t *testing.T) {
 	t.Run("permission", func(t *testing.T) {
 		t.Parallel()
 		trace := &permissionSource{}
-		r := newWatchRig(t, watchNeigh("198.18.0.2", macA, StateStale))
+		r := newWatchRig(t, watchNeigh("198.18.0.2", macA, arpprobe.StateStale))
 		r.setHost("198.18.0.2", macA)
-		r.start(WatchConfig{Interval: time.Hour, Poll: 10 * time.Millisecond, Trace: trace}, false)
+		r.start(Config{Interval: time.Hour, Poll: 10 * time.Millisecond, Trace: trace}, false)
 		if st := r.w.Stats(); st.DelaySource != DelaySourcePoll {
 			t.Errorf("delay source %q; want poll", st.DelaySource)
 		}
@@ -102,21 +102,21 @@ func TestWatchTraceFallback(t *testing.T) {
 		t.Parallel()
 		trace := newWatchEvents()
 		trace.failNext = 2
-		r := traceRig(t, trace, watchNeigh("198.18.0.2", macA, StateStale))
-		r.waitStats("subscription after two failures", func(st WatchStats) bool { return st.DelaySource == DelaySourceTracepoints })
+		r := traceRig(t, trace, watchNeigh("198.18.0.2", macA, arpprobe.StateStale))
+		r.waitStats("subscription after two failures", func(st Stats) bool { return st.DelaySource == DelaySourceTracepoints })
 	})
 	t.Run("lost", func(t *testing.T) {
 		t.Parallel()
 		trace := newWatchEvents()
-		r := traceRig(t, trace, watchNeigh("198.18.0.2", macA, StateStale))
+		r := traceRig(t, trace, watchNeigh("198.18.0.2", macA, arpprobe.StateStale))
 		trace.mu.Lock()
 		trace.failNext = 1000 // it stays down
 		trace.mu.Unlock()
 		r.setHost("198.18.0.2", macB)
-		r.setEntry("198.18.0.2", macA, StateDelay) // entered DELAY while events were lost
+		r.setEntry("198.18.0.2", macA, arpprobe.StateDelay) // entered DELAY while events were lost
 		trace.end(trace.current(), fmt.Errorf("fake: %w", ErrEventsLost))
-		r.waitCheck("the entry that entered DELAY unseen", func(c WatchCheck) bool { return watchHasCause(c, CauseState) })
-		st := r.waitStats("the fallback", func(st WatchStats) bool { return st.DelaySource == DelaySourcePoll })
+		r.waitCheck("the entry that entered DELAY unseen", func(c Check) bool { return watchHasCause(c, CauseState) })
+		st := r.waitStats("the fallback", func(st Stats) bool { return st.DelaySource == DelaySourcePoll })
 		if st.Resyncs != 1 {
 			t.Errorf("%d resyncs; want 1", st.Resyncs)
 		}

@@ -1,4 +1,4 @@
-package arpprobe_test
+package watch
 
 import (
 	"bufio"
@@ -24,8 +24,8 @@ import (
 // kernel, events and sockets.
 type watchLAN struct {
 	*netns.LAN
-	w      *arpprobe.Watcher
-	checks chan arpprobe.WatchCheck
+	w      *Watcher
+	checks chan Check
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -34,33 +34,33 @@ type watchLAN struct {
 // Table, Topology, Events and OnCheck it sets) and waits for the first
 // sweep. The Watcher is made inside the namespace, then run from an
 // ordinary goroutine: its sockets must land in the namespace anyway.
-func startWatch(t *testing.T, l *netns.LAN, cfg arpprobe.WatchConfig) *watchLAN {
+func startWatch(t *testing.T, l *netns.LAN, cfg Config) *watchLAN {
 	t.Helper()
 	return startWatchTraced(t, l, cfg, false)
 }
 
 // startWatchTraced is startWatch, with a NeighborTracer as Trace if
 // traced.
-func startWatchTraced(t *testing.T, l *netns.LAN, cfg arpprobe.WatchConfig, traced bool) *watchLAN {
+func startWatchTraced(t *testing.T, l *netns.LAN, cfg Config, traced bool) *watchLAN {
 	t.Helper()
-	wl := &watchLAN{LAN: l, checks: make(chan arpprobe.WatchCheck, 64), done: make(chan error, 1)}
-	cfg.OnCheck = func(c arpprobe.WatchCheck) { wl.checks <- c }
-	var mon *arpprobe.NeighborMonitor
+	wl := &watchLAN{LAN: l, checks: make(chan Check, 64), done: make(chan error, 1)}
+	cfg.OnCheck = func(c Check) { wl.checks <- c }
+	var mon *NeighborMonitor
 	err := l.Prober.Do(func() (err error) {
 		k := arpprobe.NewKernel(l.Prober.Handle())
-		if mon, err = arpprobe.OpenNeighborMonitor(); err != nil {
+		if mon, err = OpenNeighborMonitor(); err != nil {
 			return err
 		}
 		cfg.Table, cfg.Topology, cfg.Events = k, k, mon
 		if traced {
-			tr, err := arpprobe.OpenNeighborTracer()
+			tr, err := OpenNeighborTracer()
 			if err != nil {
 				return err
 			}
 			t.Cleanup(func() { tr.Close() })
 			cfg.Trace = tr
 		}
-		wl.w, err = arpprobe.NewWatcher(cfg)
+		wl.w, err = New(cfg)
 		return err
 	})
 	if err != nil {
@@ -75,7 +75,7 @@ func startWatchTraced(t *testing.T, l *netns.LAN, cfg arpprobe.WatchConfig, trac
 			t.Error(err)
 		}
 	})
-	wl.waitCheck(t, "the first sweep", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, "", arpprobe.CauseSweep) })
+	wl.waitCheck(t, "the first sweep", func(c Check) bool { return watchHasTrigger(c, "", CauseSweep) })
 	return wl
 }
 
@@ -96,7 +96,7 @@ func (wl *watchLAN) stop(t *testing.T) {
 	}
 }
 
-func (wl *watchLAN) waitCheck(t *testing.T, what string, ok func(arpprobe.WatchCheck) bool) arpprobe.WatchCheck {
+func (wl *watchLAN) waitCheck(t *testing.T, what string, ok func(Check) bool) Check {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -112,7 +112,7 @@ func (wl *watchLAN) waitCheck(t *testing.T, what string, ok func(arpprobe.WatchC
 }
 
 // watchHasTrigger reports whether c was asked for by cause, for ip ("": any).
-func watchHasTrigger(c arpprobe.WatchCheck, ip string, cause arpprobe.Cause) bool {
+func watchHasTrigger(c Check, ip string, cause Cause) bool {
 	for _, tr := range c.Triggers {
 		if tr.Cause == cause && (ip == "" || tr.IP.String() == ip) {
 			return true
@@ -182,14 +182,14 @@ func testWatchLANStaleInUse(t *testing.T, traced bool) {
 	if err := l.Prober.AddNeigh(netns.LANIface, ip, deadMAC, int(arpprobe.StateStale), 0); err != nil {
 		t.Fatal(err)
 	}
-	cfg := arpprobe.WatchConfig{
+	cfg := Config{
 		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{}},
 		Interval: time.Hour,
 	}
-	wantSource, wantCached := arpprobe.DelaySourcePoll, arpprobe.StateDelay|arpprobe.StateProbe
+	wantSource, wantCached := DelaySourcePoll, arpprobe.StateDelay|arpprobe.StateProbe
 	if traced {
 		cfg.Poll = -1
-		wantSource, wantCached = arpprobe.DelaySourceTracepoints, arpprobe.StateDelay
+		wantSource, wantCached = DelaySourceTracepoints, arpprobe.StateDelay
 	}
 	wl := startWatchTraced(t, l, cfg, traced)
 	if st := wl.w.Stats(); st.DelaySource != wantSource {
@@ -209,7 +209,7 @@ func testWatchLANStaleInUse(t *testing.T, traced bool) {
 	}
 	watchSendUDP(t, l.Prober, ip) // to the dead MAC: the entry goes to DELAY
 
-	c := wl.waitCheck(t, "the entry in use", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseState) })
+	c := wl.waitCheck(t, "the entry in use", func(c Check) bool { return watchHasTrigger(c, ip.String(), CauseState) })
 	p := peerByIP(t, c.Report, ip.String())
 	// Polled: DELAY, or PROBE if the check came more than
 	// delay_first_probe_time (5 s) after the first use, on a loaded
@@ -251,7 +251,7 @@ func TestWatchLANAgedStaleInUse(t *testing.T) {
 	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StateStale), 0); err != nil {
 		t.Fatal(err)
 	}
-	wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
+	wl := startWatch(t, l, Config{ // the first sweep finds it right
 		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{}},
 		Interval: 100 * time.Millisecond,
 	})
@@ -259,10 +259,10 @@ func TestWatchLANAgedStaleInUse(t *testing.T) {
 	if err := l.Prober.AddNeigh(netns.LANIface, ip, netns.HostMAC(h.N), int(arpprobe.StateStale), 0); err != nil {
 		t.Fatal(err)
 	}
-	// Long enough for a check held back by WatchGap after the first
+	// Long enough for a check held back by Gap after the first
 	// sweep's, and for several sweeps.
 	aged, sweeps := time.Now(), wl.w.Stats().Sweeps
-	for deadline := aged.Add(10 * time.Second); time.Since(aged) < 2*arpprobe.WatchGap || wl.w.Stats().Sweeps < sweeps+5; time.Sleep(10 * time.Millisecond) {
+	for deadline := aged.Add(10 * time.Second); time.Since(aged) < 2*Gap || wl.w.Stats().Sweeps < sweeps+5; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("fewer than 5 sweeps within 10 s")
 		}
@@ -272,7 +272,7 @@ func TestWatchLANAgedStaleInUse(t *testing.T) {
 			time.Since(aged).Round(time.Millisecond), mac, state, netns.HostMAC(h.N))
 	}
 	for len(wl.checks) > 0 {
-		if c := <-wl.checks; slices.ContainsFunc(c.Triggers, func(tr arpprobe.Trigger) bool { return tr.IP == ip }) {
+		if c := <-wl.checks; slices.ContainsFunc(c.Triggers, func(tr Trigger) bool { return tr.IP == ip }) {
 			t.Errorf("the idle STALE entry was checked: %v", c.Triggers)
 		}
 	}
@@ -281,7 +281,7 @@ func TestWatchLANAgedStaleInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	watchSendUDP(t, l.Prober, ip) // to the old MAC: the entry goes to DELAY
-	c := wl.waitCheck(t, "the entry in use", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseState) })
+	c := wl.waitCheck(t, "the entry in use", func(c Check) bool { return watchHasTrigger(c, ip.String(), CauseState) })
 	p := peerByIP(t, c.Report, ip.String())
 	if p.Verdict != arpprobe.VerdictStale || (p.Action != arpprobe.ActionReplaced && p.Action != arpprobe.ActionHealed) {
 		t.Errorf("check of %s: cached %v, verdict %s, action %s (%s); want stale, replaced or healed", ip, p.Cached, p.Verdict, p.Action, p.Reason)
@@ -307,7 +307,7 @@ func TestWatchLANAnnouncedPermanent(t *testing.T) {
 		t.Fatal(err)
 	}
 	packetBefore, subsBefore := watchSockets(t, l.Prober)
-	wl := startWatch(t, l, arpprobe.WatchConfig{
+	wl := startWatch(t, l, Config{
 		Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
 		Interval: time.Hour,
 	})
@@ -321,7 +321,7 @@ func TestWatchLANAnnouncedPermanent(t *testing.T) {
 	if err := h.SetMAC(newMAC); err != nil { // the kernel announces it
 		t.Fatal(err)
 	}
-	c := wl.waitCheck(t, "the announcement", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseWire) })
+	c := wl.waitCheck(t, "the announcement", func(c Check) bool { return watchHasTrigger(c, ip.String(), CauseWire) })
 	p := peerByIP(t, c.Report, ip.String())
 	if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
 		t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
@@ -379,7 +379,7 @@ func TestWatchLANSpeaksFirst(t *testing.T) {
 			if err := h.NS.AddNeigh(netns.HostIface, proberIP, netns.HostMAC(0), int(arpprobe.StatePermanent), 0); err != nil {
 				t.Fatal(err)
 			}
-			wl := startWatch(t, l, arpprobe.WatchConfig{ // the first sweep finds it right
+			wl := startWatch(t, l, Config{ // the first sweep finds it right
 				Check:    arpprobe.Options{Probe: fast(arpprobe.BroadcastAuto), Repair: &arpprobe.RepairPolicy{IncludePermanent: true}},
 				Interval: time.Hour,
 			})
@@ -388,7 +388,7 @@ func TestWatchLANSpeaksFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.speak(t, h)
-			c := wl.waitCheck(t, "the first frame", func(c arpprobe.WatchCheck) bool { return watchHasTrigger(c, ip.String(), arpprobe.CauseIPv4) })
+			c := wl.waitCheck(t, "the first frame", func(c Check) bool { return watchHasTrigger(c, ip.String(), CauseIPv4) })
 			p := peerByIP(t, c.Report, ip.String())
 			if p.Verdict != arpprobe.VerdictStale || p.Action != arpprobe.ActionReplaced {
 				t.Errorf("check of %s: verdict %s, action %s (%s); want stale, replaced", ip, p.Verdict, p.Action, p.Reason)
@@ -444,9 +444,9 @@ func TestNeighborMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(buf int) *arpprobe.NeighborMonitor {
-		var m *arpprobe.NeighborMonitor
-		if err := ns.Do(func() (err error) { m, err = arpprobe.OpenNeighborMonitor(); return err }); err != nil {
+	open := func(buf int) *NeighborMonitor {
+		var m *NeighborMonitor
+		if err := ns.Do(func() (err error) { m, err = OpenNeighborMonitor(); return err }); err != nil {
 			t.Fatal(err)
 		}
 		m.ReceiveBuffer = buf
@@ -455,7 +455,7 @@ func TestNeighborMonitor(t *testing.T) {
 	}
 	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, byte(5 + i>>8), byte(i)}) }
 	mac := net.HardwareAddr{0x02, 0, 0, 0, 0x55, 0x01}
-	next := func(ch <-chan arpprobe.NeighborEvent) arpprobe.NeighborEvent {
+	next := func(ch <-chan NeighborEvent) NeighborEvent {
 		t.Helper()
 		select {
 		case ev, ok := <-ch:
@@ -466,7 +466,7 @@ func TestNeighborMonitor(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("no event within 5 s")
 		}
-		return arpprobe.NeighborEvent{}
+		return NeighborEvent{}
 	}
 
 	t.Run("events", func(t *testing.T) {
@@ -518,7 +518,7 @@ func TestNeighborMonitor(t *testing.T) {
 			}
 		}
 		var n int
-		var last arpprobe.NeighborEvent
+		var last NeighborEvent
 		timeout := time.After(10 * time.Second)
 		for done := false; !done; {
 			select {
@@ -533,7 +533,7 @@ func TestNeighborMonitor(t *testing.T) {
 				t.Fatalf("subscription still open 10 s after %d events", n)
 			}
 		}
-		if !errors.Is(last.Err, arpprobe.ErrEventsLost) || !errors.Is(last.Err, syscall.ENOBUFS) {
+		if !errors.Is(last.Err, ErrEventsLost) || !errors.Is(last.Err, syscall.ENOBUFS) {
 			t.Errorf("last event of %d: err %v; want ErrEventsLost (ENOBUFS)", n, last.Err)
 		}
 		if n >= 2000 {

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -7,18 +7,16 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/internal/fake"
 )
 
 // scanTable is a fake table that can be scanned.
-type scanTable struct{ *fakeTable }
+type scanTable struct{ *fake.Table }
 
-func (t scanTable) ScanNeighbors(ctx context.Context, fn func(*Neighbor)) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.reads++
-	for i := range t.entries {
-		fn(&t.entries[i])
-	}
+func (t scanTable) ScanNeighbors(ctx context.Context, fn func(*arpprobe.Neighbor)) error {
+	t.Scan(fn)
 	return nil
 }
 
@@ -28,14 +26,14 @@ func (t scanTable) ScanNeighbors(ctx context.Context, fn func(*Neighbor)) error 
 // nothing changed it allocates nothing.
 func TestWatchPollScansChanges(t *testing.T) {
 	const a, b, c = "198.18.0.2", "198.18.0.3", "198.18.0.4"
-	tbl := scanTable{oneLAN(watchNeigh(a, macA, StateStale), watchNeigh(b, macA, StateReachable))}
-	w, err := NewWatcher(WatchConfig{Table: tbl, Topology: tbl, Prober: (&fakeLAN{}).config()})
+	tbl := scanTable{fake.OneLAN(watchNeigh(a, macA, arpprobe.StateStale), watchNeigh(b, macA, arpprobe.StateReachable))}
+	w, err := New(Config{Table: tbl, Topology: tbl, Prober: (&fake.LAN{}).Config()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.pin.Close()
 	defer w.prober.Close()
-	l := &watchLoop{w: w, sched: newScheduler(WatchGap, watchCoalesce, watchPerCause)}
+	l := &watchLoop{w: w, sched: newScheduler(Gap, watchCoalesce, watchPerCause)}
 	ctx := context.Background()
 	if err := l.refreshLinks(ctx); err != nil {
 		t.Fatal(err)
@@ -66,24 +64,20 @@ func TestWatchPollScansChanges(t *testing.T) {
 		t.Errorf("polls of an unchanged table asked for %s; want nothing", got)
 	}
 
-	set := func(ip string, mac []byte, s State) {
-		tbl.mu.Lock()
-		defer tbl.mu.Unlock()
+	set := func(ip string, mac []byte, s arpprobe.State) {
 		n := watchNeigh(ip, mac, s)
 		n.Ifindex, n.Interface = 2, "fake2"
-		tbl.set(n)
+		tbl.Set(n)
 	}
-	set(a, macA, StateDelay)
-	set(b, macB, StateReachable)
-	set(c, macA, StateReachable)
+	set(a, macA, arpprobe.StateDelay)
+	set(b, macB, arpprobe.StateReachable)
+	set(c, macA, arpprobe.StateReachable)
 	l.poll(ctx)
 	want := fmt.Sprint([]string{a + " state " + macA.String(), b + " mac " + macB.String(), c + " new " + macA.String()})
 	if got := triggers(); got != want {
 		t.Errorf("after the changes, the poll asked for %s; want %s", got, want)
 	}
-	tbl.mu.Lock()
-	tbl.entries = slices.DeleteFunc(tbl.entries, func(n Neighbor) bool { return n.IP == netip.MustParseAddr(b) })
-	tbl.mu.Unlock()
+	tbl.Delete(netip.MustParseAddr(b))
 	l.poll(ctx)
 	want = fmt.Sprint([]string{a + " " + macA.String() + " DELAY", c + " " + macA.String() + " REACHABLE"})
 	if got := cached(); got != want {

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
 // defaultEventBuffer is the receive buffer size, in bytes, that a
@@ -163,7 +165,7 @@ func eventFromUpdate(u netlink.NeighUpdate) (NeighborEvent, bool) {
 		mac = u.HardwareAddr
 	}
 	return NeighborEvent{
-		Neighbor: Neighbor{IP: ip, Ifindex: u.LinkIndex, MAC: mac, State: State(u.State), Flags: Flag(u.Flags)},
+		Neighbor: arpprobe.Neighbor{IP: ip, Ifindex: u.LinkIndex, MAC: mac, State: arpprobe.State(u.State), Flags: arpprobe.Flag(u.Flags)},
 		Deleted:  u.Type == unix.RTM_DELNEIGH,
 	}, true
 }
@@ -234,9 +236,9 @@ func (p *netnsPin) do(fn func() error) error {
 
 // proberConfig returns cfg with Listen and InterfaceByIndex run in the
 // pinned namespace, so a socket lands there whatever goroutine opens it.
-func (p *netnsPin) proberConfig(cfg ProberConfig) ProberConfig {
+func (p *netnsPin) proberConfig(cfg arpprobe.ProberConfig) arpprobe.ProberConfig {
 	listen, byIndex := cfg.Listen, cfg.InterfaceByIndex
-	cfg.Listen = func(ifi *net.Interface) (c FrameConn, err error) {
+	cfg.Listen = func(ifi *net.Interface) (c arpprobe.FrameConn, err error) {
 		err = p.do(func() (err error) {
 			c, err = listen(ifi)
 			return err

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
 // NeighborTracer reports IPv4 entries of one network namespace as they
@@ -25,9 +27,9 @@ import (
 // STALE entry is first used, and the moment a REACHABLE one runs out of
 // reachable time while still in use. The kernel sends no netlink event
 // for either, so without a tracer only a read of the table shows them
-// (see DefaultWatchPoll). It implements NeighborEventSource; its events
+// (see DefaultPoll). It implements NeighborEventSource; its events
 // carry the entry's interface index, address, MAC and state, and are
-// meant for WatchConfig.Trace.
+// meant for Config.Trace.
 //
 // Subscribing loads a small eBPF program and attaches it to the raw
 // tracepoints neigh_event_send_done and neigh_timer_handler. That needs
@@ -153,7 +155,7 @@ func parseNeighTrace(b []byte) (NeighborEvent, bool) {
 	ifindex := int(binary.NativeEndian.Uint32(b[0:4]))
 	ip := netip.AddrFrom4([4]byte(b[4:8]))
 	mac := net.HardwareAddr(append([]byte(nil), b[8:14]...))
-	return NeighborEvent{Neighbor: Neighbor{IP: ip, MAC: mac, Ifindex: ifindex, State: State(b[14])}}, true
+	return NeighborEvent{Neighbor: arpprobe.Neighbor{IP: ip, MAC: mac, Ifindex: ifindex, State: arpprobe.State(b[14])}}, true
 }
 
 // neighTrace is a loaded and attached tracer program.
@@ -234,7 +236,7 @@ func loadNeighTrace(inum uint32) (_ *neighTrace, err error) {
 func traceLoadError(what string, err error) error {
 	err = fmt.Errorf("arpprobe: neighbour tracer: %s: %w", what, err)
 	if errors.Is(err, os.ErrPermission) {
-		return &CapabilityError{Capability: "CAP_BPF and CAP_PERFMON",
+		return &arpprobe.CapabilityError{Capability: "CAP_BPF and CAP_PERFMON",
 			Err: fmt.Errorf("%w (needs CAP_BPF and CAP_PERFMON)", err)}
 	}
 	return err

@@ -1,10 +1,12 @@
-package arpprobe
+package watch
 
 import (
 	"context"
 	"encoding/binary"
 	"net/netip"
 	"slices"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
 // Polling the table. A read every Poll is how a Watcher without the
@@ -14,6 +16,16 @@ import (
 // change since the last read: it compares each, as the dump decodes it,
 // with what the last read showed (seen), and hands only the changed,
 // new and vanished ones to the same path as kernel events.
+
+// NeighborScanner is a NeighborTable that can also pass its IPv4 entries
+// to a function one at a time, without keeping them. A Watcher polls
+// through it when its Table is one (arpprobe.Kernel is), so that reading a table
+// where nothing changed allocates next to nothing. The Neighbor passed,
+// its MAC included, is valid only during the call; its Interface may be
+// empty. An error may come after some entries were passed.
+type NeighborScanner interface {
+	ScanNeighbors(ctx context.Context, fn func(*arpprobe.Neighbor)) error
+}
 
 // seenKey is an entry's interface index and IPv4 address in one word:
 // a map keyed by it hashes far faster than one keyed by neighKey.
@@ -33,15 +45,15 @@ func (k seenKey) neighKey() neighKey {
 
 // seenEntry is what the last read showed of one entry.
 type seenEntry struct {
-	state State
-	flags Flag
+	state arpprobe.State
+	flags arpprobe.Flag
 	mac   [6]byte
 	nmac  uint8  // length of the MAC; another length than 6 is not kept
 	gen   uint32 // the read that last showed the entry
 }
 
 // seenOf returns what n shows, as of read gen.
-func seenOf(n *Neighbor, gen uint32) seenEntry {
+func seenOf(n *arpprobe.Neighbor, gen uint32) seenEntry {
 	e := seenEntry{state: n.State, flags: n.Flags, nmac: uint8(min(len(n.MAC), 255)), gen: gen}
 	if len(n.MAC) == 6 {
 		e.mac = [6]byte(n.MAC)
@@ -58,7 +70,7 @@ func (e seenEntry) same(o seenEntry) bool {
 
 // remember records every IPv4 entry of a whole read of the table, for
 // the polls that follow, if the table can be scanned.
-func (l *watchLoop) remember(entries []Neighbor) {
+func (l *watchLoop) remember(entries []arpprobe.Neighbor) {
 	if _, ok := l.w.cfg.Table.(NeighborScanner); !ok {
 		return
 	}
@@ -105,7 +117,7 @@ func (l *watchLoop) poll(ctx context.Context) {
 		l.apply(ctx, NeighborEvent{Neighbor: n})
 	}
 	for _, k := range gone {
-		l.apply(ctx, NeighborEvent{Neighbor: Neighbor{IP: k.ip, Ifindex: k.ifindex}, Deleted: true})
+		l.apply(ctx, NeighborEvent{Neighbor: arpprobe.Neighbor{IP: k.ip, Ifindex: k.ifindex}, Deleted: true})
 	}
 	clear(l.changed) // let the MACs go
 }
@@ -113,7 +125,7 @@ func (l *watchLoop) poll(ctx context.Context) {
 // scanned takes one entry of a poll's scan: it records what the entry
 // shows and, if that changed since the last read, keeps a copy in
 // l.changed.
-func (l *watchLoop) scanned(n *Neighbor) {
+func (l *watchLoop) scanned(n *arpprobe.Neighbor) {
 	ip := n.IP.Unmap()
 	if !ip.Is4() {
 		return

@@ -1,4 +1,4 @@
-package arpprobe_test
+package watch
 
 import (
 	"context"
@@ -37,8 +37,8 @@ func TestNeighborTracer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr *arpprobe.NeighborTracer
-	if err := mine.Prober.Do(func() (err error) { tr, err = arpprobe.OpenNeighborTracer(); return err }); err != nil {
+	var tr *NeighborTracer
+	if err := mine.Prober.Do(func() (err error) { tr, err = OpenNeighborTracer(); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()

@@ -1,4 +1,4 @@
-package arpprobe
+package watch
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/arpcheck/arpcheck/internal/netns"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/internal/fake"
 )
 
 // No amplification: a flood of spoofed gratuitous ARP from 65,536
@@ -25,7 +28,7 @@ import (
 // MAC of its own: the kernel takes the spoofed MACs into the 64 watched
 // entries (a gratuitous ARP overrides an entry), and the watcher sees
 // the claims on the wire, so every watched address asks for a check
-// about once a second (WatchGap), each wanting a broadcast once its
+// about once a second (Gap), each wanting a broadcast once its
 // cached MAC stays silent: tens of broadcasts a second wanted, 2
 // allowed. (With a limiter per check, as before, the four checks at
 // once sent about ten a second.) The kernel creates no entry for the other addresses
@@ -67,7 +70,7 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	}
 	watched = append(watched, owner.Addr)
 	for _, a := range watched {
-		if err := lan.Prober.AddNeigh(netns.LANIface, a, ownerMAC, int(StateStale), 0); err != nil {
+		if err := lan.Prober.AddNeigh(netns.LANIface, a, ownerMAC, int(arpprobe.StateStale), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,9 +85,9 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	bcast, zero := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, net.HardwareAddr{0, 0, 0, 0, 0, 0}
 	frames := make([][]byte, 0, 1<<16)
 	for i := range 1 << 16 {
-		ip := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String()
+		ip := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
 		sha := net.HardwareAddr{0x02, 0xee, 0, 0, byte(i >> 8), byte(i)}
-		frames = append(frames, craftARP(bcast, floodMAC, 1, 0x0800, 6, 4, opRequest, sha, ip, zero, ip))
+		frames = append(frames, fake.Frame(1, floodMAC, sha, ip, bcast, zero, ip))
 	}
 
 	// Spoofed SYNs, one after every 16th request and one for each watched
@@ -116,17 +119,17 @@ func TestWatchLANNoAmplification(t *testing.T) {
 
 	var broadcasts atomic.Int64
 	ipv4Sightings := &countingHandler{msg: "an IPv4 frame from another MAC than the cached one"}
-	checks := make(chan WatchCheck, 1024)
-	cfg := WatchConfig{
+	checks := make(chan Check, 1024)
+	cfg := Config{
 		Logger:   slog.New(ipv4Sightings),
 		Interval: -1, // the first sweep only: every later check is the flood's
-		Check:    Options{Probe: ProbeOptions{BroadcastRate: broadcastRate}},
-		Prober: ProberConfig{Tap: func(e TapEvent) {
+		Check:    arpprobe.Options{Probe: arpprobe.ProbeOptions{BroadcastRate: broadcastRate}},
+		Prober: arpprobe.ProberConfig{Tap: func(e arpprobe.TapEvent) {
 			if e.Sent && len(e.Frame) >= 6 && net.HardwareAddr(e.Frame[:6]).String() == bcast.String() {
 				broadcasts.Add(1)
 			}
 		}},
-		OnCheck: func(c WatchCheck) {
+		OnCheck: func(c Check) {
 			select {
 			case checks <- c:
 			default:
@@ -136,14 +139,14 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	start := time.Now()
 	var w *Watcher
 	err = lan.Prober.Do(func() (err error) {
-		k := NewKernel(lan.Prober.Handle())
+		k := arpprobe.NewKernel(lan.Prober.Handle())
 		mon, err := OpenNeighborMonitor()
 		if err != nil {
 			return err
 		}
 		t.Cleanup(func() { mon.Close() })
 		cfg.Table, cfg.Topology, cfg.Events = k, k, mon
-		w, err = NewWatcher(cfg)
+		w, err = New(cfg)
 		return err
 	})
 	if err != nil {
@@ -196,7 +199,7 @@ func TestWatchLANNoAmplification(t *testing.T) {
 
 	// State: only watched addresses are known, each with a bounded
 	// number of triggers (5 causes × watchPerCause).
-	entries, err := NewKernel(lan.Prober.Handle()).Neighbors(context.Background())
+	entries, err := arpprobe.NewKernel(lan.Prober.Handle()).Neighbors(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package arpprobe_test
+package watch_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"os/signal"
 
 	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/watch"
 )
 
 // Watch every entry of the kernel's table and repair stale ones as they
@@ -22,17 +23,17 @@ func ExampleWatcher() {
 		log.Fatal(err)
 	}
 	defer k.Close()
-	events, err := arpprobe.OpenNeighborMonitor()
+	events, err := watch.OpenNeighborMonitor()
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer events.Close()
-	trace, err := arpprobe.OpenNeighborTracer() // loads nothing until Run
+	trace, err := watch.OpenNeighborTracer() // loads nothing until Run
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer trace.Close()
-	w, err := arpprobe.NewWatcher(arpprobe.WatchConfig{
+	w, err := watch.New(watch.Config{
 		Table:    k,
 		Topology: k,
 		Events:   events,
