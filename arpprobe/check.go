@@ -22,8 +22,9 @@ type Options struct {
 	// The check then probes with a prober of its own, made with the
 	// Checker's prober's configuration (whose Tap, if any, is called as
 	// well) and closed before Check returns, so that every call has
-	// returned by then and none comes after; its rate limits are its own. (In a Watcher, where that would open
-	// sockets for every check, use WatchConfig.Prober.Tap.)
+	// returned by then and none comes after; its rate limits are its
+	// own. (In a Watcher of package watch, where that would open sockets
+	// for every check, use its Config.Prober.Tap.)
 	Tap func(TapEvent)
 }
 

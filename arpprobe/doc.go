@@ -73,6 +73,7 @@
 // more times, and is unknown only if drops hid every attempt that could
 // tell. A reply that arrived always counts. A silence is judged only once
 // the reader has seen every frame that arrived before the window closed.
+//
 // # Other parts
 //
 // ParsePeers and PeerSet read peer lists (addresses and prefixes, one per
@@ -83,17 +84,13 @@
 //
 // # Watching
 //
-// A check looks once. A Watcher (NewWatcher, Watcher.Run) keeps
-// looking: it checks an entry as soon as a kernel event (NeighborMonitor),
-// the entry's first use while STALE (NeighborTracer on the neigh
-// tracepoints, or a read of the table), an ARP frame on the wire or an
-// IPv4 frame from the address with another MAC gives reason to doubt
-// it, and every watched entry at each sweep, each time with a
-// Checker.Check and its safeguards. Its checks share one Rate and
-// BroadcastRate, so that no storm of events or spoofed frames makes it
-// send more than one check may. Package watchmetrics serves its Stats as
-// Prometheus metrics; Watcher.Health says whether it is sweeping as it
-// should.
+// A check looks once. Package watch keeps looking: its Watcher checks an
+// entry, with a Checker.Check and its safeguards, as soon as a kernel
+// event, the entry's first use while STALE, an ARP frame on the wire or
+// an IPv4 frame from the address with another MAC gives reason to doubt
+// it, and every watched entry at each sweep. It is built on this
+// package's exported API: Prober.Listen, Prober.Stats and
+// Kernel.ScanNeighbors are there for it.
 //
 // # What the kernel does meanwhile
 //

@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdlayher/arp"
+
 	"github.com/arpcheck/arpcheck/arpprobe"
 	"github.com/arpcheck/arpcheck/arpprobe/internal/fake"
 	"github.com/arpcheck/arpcheck/internal/flood"
 	"github.com/arpcheck/arpcheck/internal/netns"
-	"github.com/mdlayher/arp"
 )
 
 var (

@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
 // The mismatch filter: where the process may load eBPF (CAP_BPF), the
@@ -171,4 +173,56 @@ func (f *mismatchFilter) set(k neighKey, mac []byte) error {
 // reference to the program while they live).
 func (f *mismatchFilter) Close() error {
 	return errors.Join(f.prog.Close(), f.macs.Close())
+}
+
+// loadMismatch loads the eBPF filter of the IPv4 sockets, once, and
+// says which filter they use.
+func (l *watchLoop) loadMismatch() {
+	if l.mismatchTried {
+		return
+	}
+	l.mismatchTried = true
+	f, err := loadMismatchFilter()
+	if err != nil {
+		l.w.log.Info("IPv4 sightings from TCP SYNs only (classic socket filter)", "ebpf", err)
+		return
+	}
+	l.mismatch = f
+	l.syncMismatch()
+	l.w.log.Info("IPv4 sightings from every frame whose source MAC differs from the cached one (eBPF socket filter)")
+}
+
+// syncMismatch brings the filter's map in step with the cache, for the
+// entries of keys, or every entry if keys is nil.
+func (l *watchLoop) syncMismatch(keys ...neighKey) {
+	f := l.mismatch
+	if f == nil {
+		return
+	}
+	w := l.w
+	w.mu.RLock()
+	if keys == nil {
+		for k := range f.kept {
+			if _, ok := w.cache[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		for k := range w.cache {
+			keys = append(keys, k)
+		}
+	}
+	var errs []error
+	for _, k := range keys {
+		var mac []byte
+		if n, ok := w.cache[k]; ok && n.Usable() && n.State&arpprobe.StateNoARP == 0 {
+			mac = n.MAC
+		}
+		if err := f.set(k, mac); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	w.mu.RUnlock()
+	if err := errors.Join(errs...); err != nil {
+		w.log.Warn("cannot update the IPv4 filter's entries", "err", err)
+	}
 }

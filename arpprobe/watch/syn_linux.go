@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -109,4 +110,53 @@ func (w *Watcher) readIPv4(c *packet.Conn, ifindex int, parse func([]byte) ([6]b
 		}
 		w.sight(sighting{ifindex: ifindex, ip: ip, mac: mac, at: time.Now(), cause: CauseIPv4})
 	}
+}
+
+// closeSYNs closes the TCP SYN sockets, which ends their readers.
+func (l *watchLoop) closeSYNs() {
+	for i, c := range l.syns {
+		c.Close()
+		delete(l.syns, i)
+	}
+	if l.mismatch != nil {
+		l.mismatch.Close()
+		l.mismatch = nil
+	}
+}
+
+// listenSYN opens, once per interface, the socket that sees TCP SYNs
+// from the interface's subnets (see CauseIPv4), in the watcher's
+// namespace, with a reader that queues sightings.
+func (l *watchLoop) listenSYN(ifindex int) error {
+	if l.syns[ifindex] != nil {
+		return nil
+	}
+	ifi, err := l.w.interfaceByIndex(ifindex) // run in the watcher's namespace
+	if err != nil {
+		return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
+	}
+	l.loadMismatch()
+	var c *packet.Conn
+	if err := l.w.pin.do(func() (err error) { c, err = listenSYN(ifi); return err }); err != nil {
+		return err
+	}
+	parse := parseSYN
+	if f := l.mismatch; f != nil {
+		rc, err := c.SyscallConn()
+		if err == nil {
+			cerr := rc.Control(func(fd uintptr) { err = f.attach(int(fd)) })
+			err = errors.Join(cerr, err)
+		}
+		if err != nil {
+			c.Close()
+			return err
+		}
+		parse = parseIPv4Source
+	}
+	if l.syns == nil {
+		l.syns = make(map[int]*packet.Conn)
+	}
+	l.syns[ifindex] = c
+	go l.w.readIPv4(c, ifindex, parse)
+	return nil
 }

@@ -84,7 +84,7 @@ next:
 	return math.NaN()
 }
 
-// lagBounds are the bounds of a Watcher's lag histogram (WatchStats.Lag).
+// lagBounds are the bounds of a Watcher's lag histogram (watch.Stats.Lag).
 var lagBounds = []time.Duration{
 	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
 	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
