@@ -80,7 +80,7 @@ func loadMismatchFilter() (*mismatchFilter, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 16,
 		MaxEntries: mismatchEntries, Flags: unix.BPF_F_NO_PREALLOC})
 	if err != nil {
-		return nil, fmt.Errorf("arpprobe: mismatch filter map: %w", err)
+		return nil, fmt.Errorf("watch: mismatch filter map: %w", err)
 	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Type:         ebpf.SocketFilter,
@@ -89,7 +89,7 @@ func loadMismatchFilter() (*mismatchFilter, error) {
 	})
 	if err != nil {
 		m.Close()
-		return nil, fmt.Errorf("arpprobe: load mismatch filter: %w", err)
+		return nil, fmt.Errorf("watch: load mismatch filter: %w", err)
 	}
 	return &mismatchFilter{prog: prog, macs: m, kept: make(map[neighKey][6]byte)}, nil
 }
@@ -138,7 +138,7 @@ func mismatchProgram(macsFD int) asm.Instructions {
 // attach makes f the socket fd's filter, in place of any other.
 func (f *mismatchFilter) attach(fd int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.prog.FD()); err != nil {
-		return fmt.Errorf("arpprobe: attach mismatch filter: %w", err)
+		return fmt.Errorf("watch: attach mismatch filter: %w", err)
 	}
 	return nil
 }
@@ -154,7 +154,7 @@ func (f *mismatchFilter) set(k neighKey, mac []byte) error {
 		}
 		delete(f.kept, k)
 		if err := f.macs.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("arpprobe: mismatch filter: forget %s: %w", k.ip, err)
+			return fmt.Errorf("watch: mismatch filter: forget %s: %w", k.ip, err)
 		}
 		return nil
 	}
@@ -163,7 +163,7 @@ func (f *mismatchFilter) set(k neighKey, mac []byte) error {
 	}
 	v := newMismatchValue([6]byte(mac))
 	if err := f.macs.Put(key, v); err != nil {
-		return fmt.Errorf("arpprobe: mismatch filter: %s: %w", k.ip, err)
+		return fmt.Errorf("watch: mismatch filter: %s: %w", k.ip, err)
 	}
 	f.kept[k] = [6]byte(mac)
 	return nil

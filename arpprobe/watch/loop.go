@@ -55,7 +55,7 @@ func (l *watchLoop) run(ctx context.Context) error {
 	l.events.src, l.trace.src = w.cfg.Events, w.cfg.Trace
 	if w.cfg.Events != nil {
 		if err := l.events.open(ctx, false); err != nil {
-			return fmt.Errorf("arpprobe: watch: subscribe to neighbour events: %w", err)
+			return fmt.Errorf("watch: subscribe to neighbour events: %w", err)
 		}
 	}
 	defer l.events.close()
@@ -74,7 +74,7 @@ func (l *watchLoop) run(ctx context.Context) error {
 		return err
 	}
 	if name := w.cfg.Check.Interface; name != "" && !slices.ContainsFunc(l.links, func(k arpprobe.Link) bool { return k.Name == name }) {
-		return fmt.Errorf("arpprobe: watch: interface %q: %w", name, arpprobe.ErrUnknownInterface)
+		return fmt.Errorf("watch: interface %q: %w", name, arpprobe.ErrUnknownInterface)
 	}
 	if err := l.refresh(ctx, true); err != nil {
 		return err
@@ -196,7 +196,7 @@ func (l *watchLoop) resubscribe(ctx context.Context) error {
 	err := l.events.open(ctx, true)
 	if err != nil {
 		l.w.log.Warn("cannot subscribe to neighbour events; reading the table meanwhile",
-			"err", fmt.Errorf("arpprobe: watch: subscribe to neighbour events: %w", err), "retry_in", l.events.delay)
+			"err", fmt.Errorf("watch: subscribe to neighbour events: %w", err), "retry_in", l.events.delay)
 	}
 	return err
 }
@@ -229,7 +229,7 @@ func (l *watchLoop) subscriptionEnded(ctx context.Context, err error) {
 func (l *watchLoop) refreshLinks(ctx context.Context) error {
 	links, err := l.w.cfg.Topology.Links(ctx)
 	if err != nil {
-		err = fmt.Errorf("arpprobe: watch: read interfaces: %w", err)
+		err = fmt.Errorf("watch: read interfaces: %w", err)
 		l.w.log.Warn("cannot read interfaces", "err", err)
 		return err
 	}
@@ -283,7 +283,7 @@ func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
 	w := l.w
 	entries, err := w.cfg.Table.Neighbors(ctx)
 	if err != nil {
-		err = fmt.Errorf("arpprobe: watch: read neighbour table: %w", err)
+		err = fmt.Errorf("watch: read neighbour table: %w", err)
 		if ctx.Err() == nil && err.Error() != l.readErr {
 			w.log.Warn("cannot read the neighbour table", "err", err)
 			l.readErr = err.Error()

@@ -58,7 +58,7 @@ func OpenNeighborMonitor() (*NeighborMonitor, error) {
 // affected.
 func (m *NeighborMonitor) Close() error {
 	if err := m.ns.Close(); err != nil {
-		return fmt.Errorf("arpprobe: close namespace: %w", err)
+		return fmt.Errorf("watch: close namespace: %w", err)
 	}
 	return nil
 }
@@ -109,7 +109,7 @@ func (m *NeighborMonitor) SubscribeNeighbors(ctx context.Context) (<-chan Neighb
 	runtime.UnlockOSThread()
 	if err != nil {
 		stop()
-		return nil, fmt.Errorf("arpprobe: subscribe to neighbour events: %w", err)
+		return nil, fmt.Errorf("watch: subscribe to neighbour events: %w", err)
 	}
 	out := make(chan NeighborEvent, 256)
 	go func() {
@@ -136,11 +136,11 @@ func (m *NeighborMonitor) SubscribeNeighbors(ctx context.Context) (<-chan Neighb
 		mu.Unlock()
 		switch {
 		case errors.Is(err, syscall.ENOBUFS):
-			err = fmt.Errorf("arpprobe: neighbour events: %w: %w", ErrEventsLost, err)
+			err = fmt.Errorf("watch: neighbour events: %w: %w", ErrEventsLost, err)
 		case err == nil:
-			err = errors.New("arpprobe: neighbour events: subscription closed")
+			err = errors.New("watch: neighbour events: subscription closed")
 		default:
-			err = fmt.Errorf("arpprobe: neighbour events: %w", err)
+			err = fmt.Errorf("watch: neighbour events: %w", err)
 		}
 		select {
 		case out <- NeighborEvent{Err: err}:
@@ -187,7 +187,7 @@ func threadNetns() (vnetns.NsHandle, error) {
 	defer runtime.UnlockOSThread()
 	ns, err := vnetns.Get()
 	if err != nil {
-		return vnetns.None(), fmt.Errorf("arpprobe: open the current network namespace: %w", err)
+		return vnetns.None(), fmt.Errorf("watch: open the current network namespace: %w", err)
 	}
 	return ns, nil
 }
@@ -215,7 +215,7 @@ func (p *netnsPin) do(fn func() error) error {
 	cur, err := vnetns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("arpprobe: open the current network namespace: %w", err)
+		return fmt.Errorf("watch: open the current network namespace: %w", err)
 	}
 	defer cur.Close()
 	if cur.Equal(p.ns) {
@@ -224,11 +224,11 @@ func (p *netnsPin) do(fn func() error) error {
 	}
 	if err := vnetns.Set(p.ns); err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("arpprobe: enter network namespace: %w", err)
+		return fmt.Errorf("watch: enter network namespace: %w", err)
 	}
 	fnErr := fn()
 	if err := vnetns.Set(cur); err != nil {
-		return errors.Join(fnErr, fmt.Errorf("arpprobe: return to network namespace: %w", err))
+		return errors.Join(fnErr, fmt.Errorf("watch: return to network namespace: %w", err))
 	}
 	runtime.UnlockOSThread()
 	return fnErr

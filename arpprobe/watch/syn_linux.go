@@ -70,7 +70,7 @@ func onSubnet(ip netip.Addr, prefixes []netip.Prefix) bool {
 func listenSYN(ifi *net.Interface) (*packet.Conn, error) {
 	c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
 	if err != nil {
-		return nil, fmt.Errorf("arpprobe: listen for TCP SYN on %s: %w", ifi.Name, err)
+		return nil, fmt.Errorf("watch: listen for TCP SYN on %s: %w", ifi.Name, err)
 	}
 	prog, err := synFilter()
 	if err == nil {
@@ -78,7 +78,7 @@ func listenSYN(ifi *net.Interface) (*packet.Conn, error) {
 	}
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("arpprobe: TCP SYN filter on %s: %w", ifi.Name, err)
+		return nil, fmt.Errorf("watch: TCP SYN filter on %s: %w", ifi.Name, err)
 	}
 	return c, nil
 }
@@ -133,7 +133,7 @@ func (l *watchLoop) listenSYN(ifindex int) error {
 	}
 	ifi, err := l.w.interfaceByIndex(ifindex) // run in the watcher's namespace
 	if err != nil {
-		return fmt.Errorf("arpprobe: interface %d: %w", ifindex, err)
+		return fmt.Errorf("watch: interface %d: %w", ifindex, err)
 	}
 	l.loadMismatch()
 	var c *packet.Conn

@@ -67,7 +67,7 @@ func OpenNeighborTracer() (*NeighborTracer, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(ns), &st); err != nil {
 		ns.Close()
-		return nil, fmt.Errorf("arpprobe: neighbour tracer: stat network namespace: %w", err)
+		return nil, fmt.Errorf("watch: neighbour tracer: stat network namespace: %w", err)
 	}
 	return &NeighborTracer{ns: ns, inum: uint32(st.Ino)}, nil
 }
@@ -76,7 +76,7 @@ func OpenNeighborTracer() (*NeighborTracer, error) {
 // affected.
 func (t *NeighborTracer) Close() error {
 	if err := t.ns.Close(); err != nil {
-		return fmt.Errorf("arpprobe: close namespace: %w", err)
+		return fmt.Errorf("watch: close namespace: %w", err)
 	}
 	return nil
 }
@@ -95,7 +95,7 @@ func (t *NeighborTracer) SubscribeNeighbors(ctx context.Context) (<-chan Neighbo
 	rd, err := ringbuf.NewReader(p.events)
 	if err != nil {
 		p.Close()
-		return nil, fmt.Errorf("arpprobe: neighbour tracer: read ring buffer: %w", err)
+		return nil, fmt.Errorf("watch: neighbour tracer: read ring buffer: %w", err)
 	}
 	out := make(chan NeighborEvent, 256)
 	var once sync.Once
@@ -128,12 +128,12 @@ func (t *NeighborTracer) SubscribeNeighbors(ctx context.Context) (<-chan Neighbo
 				return
 			}
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				out <- NeighborEvent{Err: fmt.Errorf("arpprobe: neighbour tracer: read: %w", err)}
+				out <- NeighborEvent{Err: fmt.Errorf("watch: neighbour tracer: read: %w", err)}
 				return
 			}
 			if n, err := p.lost(); err != nil || n > 0 {
 				if err == nil {
-					err = fmt.Errorf("arpprobe: neighbour tracer: %d events did not fit the ring buffer: %w", n, ErrEventsLost)
+					err = fmt.Errorf("watch: neighbour tracer: %d events did not fit the ring buffer: %w", n, ErrEventsLost)
 				}
 				out <- NeighborEvent{Err: err}
 				return
@@ -187,7 +187,7 @@ func (p *neighTrace) Close() error {
 func (p *neighTrace) lost() (uint64, error) {
 	var n uint64
 	if err := p.lose.Lookup(uint32(0), &n); err != nil {
-		return 0, fmt.Errorf("arpprobe: neighbour tracer: read lost count: %w", err)
+		return 0, fmt.Errorf("watch: neighbour tracer: read lost count: %w", err)
 	}
 	return n, nil
 }
@@ -234,7 +234,7 @@ func loadNeighTrace(inum uint32) (_ *neighTrace, err error) {
 // traceLoadError wraps a failure to set the tracer up, naming the
 // capabilities when the kernel refused.
 func traceLoadError(what string, err error) error {
-	err = fmt.Errorf("arpprobe: neighbour tracer: %s: %w", what, err)
+	err = fmt.Errorf("watch: neighbour tracer: %s: %w", what, err)
 	if errors.Is(err, os.ErrPermission) {
 		return &arpprobe.CapabilityError{Capability: "CAP_BPF and CAP_PERFMON",
 			Err: fmt.Errorf("%w (needs CAP_BPF and CAP_PERFMON)", err)}
@@ -255,7 +255,7 @@ type neighOffsets struct {
 func kernelNeighOffsets() (neighOffsets, error) {
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
-		return neighOffsets{}, fmt.Errorf("arpprobe: neighbour tracer: read kernel BTF: %w", err)
+		return neighOffsets{}, fmt.Errorf("watch: neighbour tracer: read kernel BTF: %w", err)
 	}
 	return neighOffsetsFrom(spec)
 }
@@ -278,7 +278,7 @@ func neighOffsetsFrom(spec *btf.Spec) (o neighOffsets, err error) {
 		{&o.netInum, "net", []string{"ns", "inum"}},
 	} {
 		if *f.dst, err = btfOffset(spec, f.typ, f.path); err != nil {
-			return o, fmt.Errorf("arpprobe: neighbour tracer: kernel BTF: %w", err)
+			return o, fmt.Errorf("watch: neighbour tracer: kernel BTF: %w", err)
 		}
 	}
 	return o, nil

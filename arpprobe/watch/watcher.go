@@ -128,7 +128,7 @@ type sighting struct {
 // opens them.
 func New(cfg Config) (*Watcher, error) {
 	if cfg.Table == nil || cfg.Topology == nil {
-		return nil, errors.New("arpprobe: watch: a Table and a Topology are required")
+		return nil, errors.New("watch: a Table and a Topology are required")
 	}
 	if cfg.Check.Probe.Timeout == 0 {
 		cfg.Check.Probe.Timeout = DefaultTimeout
@@ -273,7 +273,7 @@ var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // (CAP_NET_ADMIN); subscribing to events needs no privilege.
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.ran.Swap(true) {
-		return errors.New("arpprobe: watch: Run called twice")
+		return errors.New("watch: Run called twice")
 	}
 	defer w.pin.Close()
 	defer w.prober.Close()
