@@ -40,18 +40,18 @@ const (
 )
 
 const (
-	// watchCoalesce is how long a trigger waits for others, so that the
+	// coalesceWait is how long a trigger waits for others, so that the
 	// triggers of an event storm go out as one check.
-	watchCoalesce = 20 * time.Millisecond
-	// watchBatches is the most checks a Watcher runs at once.
-	watchBatches = 4
-	// watchSightings is how many ARP sightings the readers may queue.
-	watchSightings = 1024
-	// watchPerCause is the most triggers of one cause, each with its
+	coalesceWait = 20 * time.Millisecond
+	// maxChecks is the most checks a Watcher runs at once.
+	maxChecks = 4
+	// sightingQueue is how many ARP sightings the readers may queue.
+	sightingQueue = 1024
+	// maxPerCause is the most triggers of one cause, each with its
 	// own MAC, that wait for one address; further ones merge into the
 	// earliest (see scheduler.add), so that a flood of frames claiming
 	// an address with ever new MACs costs no more memory.
-	watchPerCause = 4
+	maxPerCause = 4
 	// resubscribeMax bounds the wait between attempts to subscribe to
 	// neighbour events again.
 	resubscribeMax = 30 * time.Second

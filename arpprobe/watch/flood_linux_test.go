@@ -61,7 +61,7 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	for i := range watchedN {
 		// 1,024 addresses apart: the flood reaches them some 50 ms apart,
 		// so each asks for a check of its own (beyond the coalescing
-		// window), up to watchBatches at once.
+		// window), up to maxChecks at once.
 		a := netip.AddrFrom4([4]byte{198, 18, byte(4 * i), 10})
 		if err := owner.NS.AddAddr(netns.HostIface, netip.PrefixFrom(a, 16)); err != nil {
 			t.Fatal(err)
@@ -198,7 +198,7 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	}
 
 	// State: only watched addresses are known, each with a bounded
-	// number of triggers (5 causes × watchPerCause).
+	// number of triggers (5 causes × maxPerCause).
 	entries, err := arpprobe.NewKernel(lan.Prober.Handle()).Neighbors(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestWatchLANNoAmplification(t *testing.T) {
 	}{
 		{"cached entries", int64(cached), maxAddrs},
 		{"addresses in the scheduler at once", w.peakSlots.Load(), maxAddrs},
-		{"triggers pending at once", w.peakPending.Load(), maxAddrs * int64(len(Causes)*watchPerCause)},
+		{"triggers pending at once", w.peakPending.Load(), maxAddrs * int64(len(Causes)*maxPerCause)},
 	} {
 		if c.got > c.want {
 			t.Errorf("%s: %d; want at most %d", c.what, c.got, c.want)

@@ -177,7 +177,7 @@ func (f *mismatchFilter) Close() error {
 
 // loadMismatch loads the eBPF filter of the IPv4 sockets, once, and
 // says which filter they use.
-func (l *watchLoop) loadMismatch() {
+func (l *loop) loadMismatch() {
 	if l.mismatchTried {
 		return
 	}
@@ -194,7 +194,7 @@ func (l *watchLoop) loadMismatch() {
 
 // syncMismatch brings the filter's map in step with the cache, for the
 // entries of keys, or every entry if keys is nil.
-func (l *watchLoop) syncMismatch(keys ...neighKey) {
+func (l *loop) syncMismatch(keys ...neighKey) {
 	f := l.mismatch
 	if f == nil {
 		return

@@ -15,8 +15,8 @@ import (
 	"github.com/arpcheck/arpcheck/arpprobe"
 )
 
-// watchLoop is the state of Run, owned by its goroutine.
-type watchLoop struct {
+// loop is the state of Run, owned by its goroutine.
+type loop struct {
 	w     *Watcher
 	sched *scheduler
 	links []arpprobe.Link
@@ -50,7 +50,7 @@ type batchResult struct {
 	sweep    bool
 }
 
-func (l *watchLoop) run(ctx context.Context) error {
+func (l *loop) run(ctx context.Context) error {
 	w := l.w
 	l.events.src, l.trace.src = w.cfg.Events, w.cfg.Trace
 	if w.cfg.Events != nil {
@@ -92,13 +92,13 @@ func (l *watchLoop) run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		now = time.Now()
-		if l.batches < watchBatches {
+		if l.batches < maxChecks {
 			if ts := l.sched.take(now); len(ts) > 0 {
 				l.start(ctx, ts)
 			}
 		}
 		var wake time.Time
-		if l.batches < watchBatches {
+		if l.batches < maxChecks {
 			wake = l.sched.next()
 		}
 		poll := nextPoll
@@ -178,7 +178,7 @@ func (l *watchLoop) run(ctx context.Context) error {
 }
 
 // notePeaks records the scheduler's size in the Watcher's peaks.
-func (l *watchLoop) notePeaks() {
+func (l *loop) notePeaks() {
 	for _, p := range []struct {
 		peak *atomic.Int64
 		n    int
@@ -192,7 +192,7 @@ func (l *watchLoop) notePeaks() {
 // resubscribe subscribes to neighbour events again after a failure or
 // the end of a subscription; if that fails it logs and arranges to try
 // again later, with a growing wait.
-func (l *watchLoop) resubscribe(ctx context.Context) error {
+func (l *loop) resubscribe(ctx context.Context) error {
 	err := l.events.open(ctx, true)
 	if err != nil {
 		l.w.log.Warn("cannot subscribe to neighbour events; reading the table meanwhile",
@@ -204,7 +204,7 @@ func (l *watchLoop) resubscribe(ctx context.Context) error {
 // subscriptionEnded handles the end of the event subscription before
 // ctx: events may have been lost, so the table is read again after a
 // new subscription.
-func (l *watchLoop) subscriptionEnded(ctx context.Context, err error) {
+func (l *loop) subscriptionEnded(ctx context.Context, err error) {
 	l.events.ended()
 	if ctx.Err() != nil {
 		return
@@ -226,7 +226,7 @@ func (l *watchLoop) subscriptionEnded(ctx context.Context, err error) {
 }
 
 // refreshLinks reads the interfaces again.
-func (l *watchLoop) refreshLinks(ctx context.Context) error {
+func (l *loop) refreshLinks(ctx context.Context) error {
 	links, err := l.w.cfg.Topology.Links(ctx)
 	if err != nil {
 		err = fmt.Errorf("watch: read interfaces: %w", err)
@@ -240,7 +240,7 @@ func (l *watchLoop) refreshLinks(ctx context.Context) error {
 // watched returns the entries of entries the Watcher watches: those
 // arpprobe.PeersFromNeighbors would check, on Check.Interface if set, and in the
 // peer list if there is one. Interface names are filled in.
-func (l *watchLoop) watched(entries []arpprobe.Neighbor) []arpprobe.Neighbor {
+func (l *loop) watched(entries []arpprobe.Neighbor) []arpprobe.Neighbor {
 	w := l.w
 	ps := arpprobe.PeersFromNeighbors(entries, l.links, w.cfg.Check.Interface)
 	w.mu.RLock()
@@ -266,7 +266,7 @@ func (l *watchLoop) watched(entries []arpprobe.Neighbor) []arpprobe.Neighbor {
 
 // knowsLinks reports whether every entry's interface is known, reading
 // the interfaces again once if not.
-func (l *watchLoop) knowsLinks(ctx context.Context, entries []arpprobe.Neighbor) {
+func (l *loop) knowsLinks(ctx context.Context, entries []arpprobe.Neighbor) {
 	for _, n := range entries {
 		if !slices.ContainsFunc(l.links, func(k arpprobe.Link) bool { return k.Index == n.Ifindex }) {
 			l.refreshLinks(ctx)
@@ -279,7 +279,7 @@ func (l *watchLoop) knowsLinks(ctx context.Context, entries []arpprobe.Neighbor)
 // entries. Unless initial, every difference from the cache is handled
 // as an event would be: this catches entries that went into DELAY,
 // which raises no event, and events that were lost.
-func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
+func (l *loop) refresh(ctx context.Context, initial bool) error {
 	w := l.w
 	entries, err := w.cfg.Table.Neighbors(ctx)
 	if err != nil {
@@ -323,7 +323,7 @@ func (l *watchLoop) refresh(ctx context.Context, initial bool) error {
 }
 
 // forget drops the verdicts of addresses no longer watched.
-func (l *watchLoop) forget() {
+func (l *loop) forget() {
 	w := l.w
 	w.mu.RLock()
 	keep := make(map[netip.Addr]bool, len(w.cache)+len(w.list))
@@ -351,7 +351,7 @@ func (l *watchLoop) forget() {
 // listen opens (or keeps open) the prober's socket on each interface
 // that has watched entries, so that ARP on the wire is seen before any
 // check runs there. A failure is logged once per interface and error.
-func (l *watchLoop) listen(entries []arpprobe.Neighbor) {
+func (l *loop) listen(entries []arpprobe.Neighbor) {
 	if l.listenErrs == nil {
 		l.listenErrs = make(map[int]string)
 	}
@@ -385,7 +385,7 @@ func (l *watchLoop) listen(entries []arpprobe.Neighbor) {
 }
 
 // event handles one kernel event.
-func (l *watchLoop) event(ctx context.Context, ev NeighborEvent) {
+func (l *loop) event(ctx context.Context, ev NeighborEvent) {
 	l.w.smu.Lock()
 	l.w.stats.Events++
 	l.w.smu.Unlock()
@@ -394,7 +394,7 @@ func (l *watchLoop) event(ctx context.Context, ev NeighborEvent) {
 
 // apply takes a change of one entry, from an event or a poll, into the
 // cache, and asks for a check if it calls for one.
-func (l *watchLoop) apply(ctx context.Context, ev NeighborEvent) {
+func (l *loop) apply(ctx context.Context, ev NeighborEvent) {
 	w := l.w
 	n := ev.Neighbor
 	n.IP = n.IP.Unmap()
@@ -432,7 +432,7 @@ func (l *watchLoop) apply(ctx context.Context, ev NeighborEvent) {
 
 // sighting handles an ARP frame from another MAC than the cached one,
 // if the cache still holds the other MAC.
-func (l *watchLoop) sighting(s sighting) {
+func (l *loop) sighting(s sighting) {
 	w := l.w
 	w.mu.RLock()
 	n, ok := w.cache[neighKey{s.ifindex, s.ip}]
@@ -464,7 +464,7 @@ func (l *watchLoop) sighting(s sighting) {
 // every watched entry) but those whose entries all lie idle in STALE and
 // were found right by their last check: checking them would make them
 // REACHABLE (see Watcher).
-func (l *watchLoop) sweep(now time.Time) {
+func (l *loop) sweep(now time.Time) {
 	w := l.w
 	w.mu.RLock()
 	addrs := slices.Clone(w.list)
@@ -498,7 +498,7 @@ func (l *watchLoop) sweep(now time.Time) {
 
 // start runs one check of the triggers' addresses on a goroutine of its
 // own.
-func (l *watchLoop) start(ctx context.Context, ts []Trigger) {
+func (l *loop) start(ctx context.Context, ts []Trigger) {
 	var addrs []netip.Addr
 	sweep := false
 	for i, t := range ts {
@@ -516,7 +516,7 @@ func (l *watchLoop) start(ctx context.Context, ts []Trigger) {
 
 // shutdown waits for the checks under way; ctx is done, so they end
 // quickly.
-func (l *watchLoop) shutdown() {
+func (l *loop) shutdown() {
 	for ; l.batches > 0; l.batches-- {
 		<-l.results
 	}

@@ -70,7 +70,7 @@ func (e seenEntry) same(o seenEntry) bool {
 
 // remember records every IPv4 entry of a whole read of the table, for
 // the polls that follow, if the table can be scanned.
-func (l *watchLoop) remember(entries []arpprobe.Neighbor) {
+func (l *loop) remember(entries []arpprobe.Neighbor) {
 	if _, ok := l.w.cfg.Table.(NeighborScanner); !ok {
 		return
 	}
@@ -87,7 +87,7 @@ func (l *watchLoop) remember(entries []arpprobe.Neighbor) {
 // poll reads the table. Through a NeighborScanner, after a whole read,
 // it handles only what changed since (see above); otherwise, and after a
 // failed scan, it reads the whole table (refresh).
-func (l *watchLoop) poll(ctx context.Context) {
+func (l *loop) poll(ctx context.Context) {
 	sc, ok := l.w.cfg.Table.(NeighborScanner)
 	if !ok || l.seen == nil {
 		l.refresh(ctx, false)
@@ -125,7 +125,7 @@ func (l *watchLoop) poll(ctx context.Context) {
 // scanned takes one entry of a poll's scan: it records what the entry
 // shows and, if that changed since the last read, keeps a copy in
 // l.changed.
-func (l *watchLoop) scanned(n *arpprobe.Neighbor) {
+func (l *loop) scanned(n *arpprobe.Neighbor) {
 	ip := n.IP.Unmap()
 	if !ip.Is4() {
 		return

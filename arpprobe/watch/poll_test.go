@@ -33,7 +33,7 @@ func TestWatchPollScansChanges(t *testing.T) {
 	}
 	defer w.pin.Close()
 	defer w.prober.Close()
-	l := &watchLoop{w: w, sched: newScheduler(Gap, watchCoalesce, watchPerCause)}
+	l := &loop{w: w, sched: newScheduler(Gap, coalesceWait, maxPerCause)}
 	ctx := context.Background()
 	if err := l.refreshLinks(ctx); err != nil {
 		t.Fatal(err)

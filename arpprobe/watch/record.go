@@ -13,7 +13,7 @@ import (
 // finish takes in the result of a check: the cache learns each entry as
 // the check left it, the scheduler drops what the check settled, and
 // the findings are counted and logged.
-func (l *watchLoop) finish(r batchResult) {
+func (l *loop) finish(r batchResult) {
 	w := l.w
 	l.batches--
 	now := time.Now()

@@ -107,7 +107,7 @@ func TestScheduler(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newScheduler(gap, coalesce, watchPerCause)
+			s := newScheduler(gap, coalesce, maxPerCause)
 			for i, st := range tc.steps {
 				for _, tr := range st.add {
 					s.add(tr)
@@ -132,7 +132,7 @@ func TestScheduler(t *testing.T) {
 }
 
 func TestSchedulerPrune(t *testing.T) {
-	s := newScheduler(time.Second, 20*time.Millisecond, watchPerCause)
+	s := newScheduler(time.Second, 20*time.Millisecond, maxPerCause)
 	a, b := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
 	s.add(wTrig("198.18.0.2", macA, CauseState, 0))
 	s.add(wTrig("198.18.0.3", macA, CauseState, 0))
@@ -162,7 +162,7 @@ func TestSchedulerPrune(t *testing.T) {
 // time of those merged stays, and the count of pending triggers agrees.
 func TestSchedulerBoundedUnderFlood(t *testing.T) {
 	const addrs, macsEach = 256, 1000
-	s := newScheduler(time.Second, 20*time.Millisecond, watchPerCause)
+	s := newScheduler(time.Second, 20*time.Millisecond, maxPerCause)
 	ip := func(i int) string { return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String() }
 	for i := range addrs {
 		s.add(wTrig(ip(i), macA, CauseSweep, 0))
@@ -177,10 +177,10 @@ func TestSchedulerBoundedUnderFlood(t *testing.T) {
 			s.add(wTrig(ip(i), mac, CauseMAC, 30+m))
 		}
 	}
-	want := addrs * 2 * watchPerCause
+	want := addrs * 2 * maxPerCause
 	if s.npending != want {
 		t.Errorf("pending triggers after %d MACs per address: %d; want %d (%d per cause per address)",
-			macsEach, s.npending, want, watchPerCause)
+			macsEach, s.npending, want, maxPerCause)
 	}
 	if len(s.slots) != addrs {
 		t.Errorf("slots: %d; want %d", len(s.slots), addrs)
@@ -193,8 +193,8 @@ func TestSchedulerBoundedUnderFlood(t *testing.T) {
 		t.Errorf("take after the checks: %d triggers, %d left pending; want %d and 0", len(got), s.npending, want)
 	}
 	for _, tr := range got {
-		if !tr.At.Before(wAt(30 + watchPerCause)) {
-			t.Errorf("trigger %s/%s at %v; want the earliest times kept (before %d ms)", tr.IP, tr.Cause, tr.At.Sub(wT0), 30+watchPerCause)
+		if !tr.At.Before(wAt(30 + maxPerCause)) {
+			t.Errorf("trigger %s/%s at %v; want the earliest times kept (before %d ms)", tr.IP, tr.Cause, tr.At.Sub(wT0), 30+maxPerCause)
 			break
 		}
 	}

@@ -69,8 +69,8 @@ type histogram struct {
 	Sum    time.Duration
 }
 
-// watchLagBounds are the bucket bounds of Stats.Lag.
-var watchLagBounds = []time.Duration{
+// lagBounds are the bucket bounds of Stats.Lag.
+var lagBounds = []time.Duration{
 	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
 	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
 	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute,
@@ -94,7 +94,7 @@ func newStats() Stats {
 	return Stats{
 		Checks:  make(map[Cause]uint64),
 		Repairs: make(map[arpprobe.Action]uint64),
-		Lag:     newHistogram(watchLagBounds),
+		Lag:     newHistogram(lagBounds),
 	}
 }
 

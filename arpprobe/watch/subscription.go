@@ -97,13 +97,13 @@ var DelaySources = []DelaySource{DelaySourceTracepoints, DelaySourcePoll, DelayS
 
 // polling reports whether the table is read every Poll: when Poll is
 // set and no tracer subscription stands in for it.
-func (l *watchLoop) polling() bool {
+func (l *loop) polling() bool {
 	return l.w.cfg.Poll > 0 && l.trace.events == nil
 }
 
 // noteSource records which source shows entries entering DELAY, and
 // logs it when it changes; err is why the tracer could not be used.
-func (l *watchLoop) noteSource(err error) {
+func (l *loop) noteSource(err error) {
 	src := DelaySourceNone
 	switch {
 	case l.trace.events != nil:
@@ -137,7 +137,7 @@ func (l *watchLoop) noteSource(err error) {
 // the cache takes its state, and it is checked as an event would have it.
 // An entry not cached yet is left to its own netlink event or the next
 // read of the table.
-func (l *watchLoop) traced(ev NeighborEvent) {
+func (l *loop) traced(ev NeighborEvent) {
 	w := l.w
 	n := ev.Neighbor
 	k := neighKey{n.Ifindex, n.IP.Unmap()}
@@ -169,7 +169,7 @@ func (l *watchLoop) traced(ev NeighborEvent) {
 // traceEnded handles the end of the tracer's subscription before ctx:
 // entries may have entered DELAY unseen, so the table is read at once,
 // and every Poll until the tracer is back.
-func (l *watchLoop) traceEnded(ctx context.Context, err error) {
+func (l *loop) traceEnded(ctx context.Context, err error) {
 	l.trace.ended()
 	if ctx.Err() != nil {
 		return

@@ -113,7 +113,7 @@ func (w *Watcher) readIPv4(c *packet.Conn, ifindex int, parse func([]byte) ([6]b
 }
 
 // closeSYNs closes the TCP SYN sockets, which ends their readers.
-func (l *watchLoop) closeSYNs() {
+func (l *loop) closeSYNs() {
 	for i, c := range l.syns {
 		c.Close()
 		delete(l.syns, i)
@@ -127,7 +127,7 @@ func (l *watchLoop) closeSYNs() {
 // listenSYN opens, once per interface, the socket that sees TCP SYNs
 // from the interface's subnets (see CauseIPv4), in the watcher's
 // namespace, with a reader that queues sightings.
-func (l *watchLoop) listenSYN(ifindex int) error {
+func (l *loop) listenSYN(ifindex int) error {
 	if l.syns[ifindex] != nil {
 		return nil
 	}

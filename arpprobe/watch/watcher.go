@@ -147,7 +147,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		cache:     make(map[neighKey]arpprobe.Neighbor),
-		sightings: make(chan sighting, watchSightings),
+		sightings: make(chan sighting, sightingQueue),
 		reload:    make(chan struct{}, 1),
 		stats:     newStats(),
 		verdicts:  make(map[netip.Addr]arpprobe.Verdict),
@@ -279,10 +279,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer w.prober.Close()
 	w.running.Store(true)
 	defer w.running.Store(false)
-	l := &watchLoop{
+	l := &loop{
 		w:       w,
-		sched:   newScheduler(Gap, watchCoalesce, watchPerCause),
-		results: make(chan batchResult, watchBatches),
+		sched:   newScheduler(Gap, coalesceWait, maxPerCause),
+		results: make(chan batchResult, maxChecks),
 	}
 	defer l.closeSYNs()
 	return l.run(ctx)
