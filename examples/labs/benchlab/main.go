@@ -20,9 +20,12 @@
 //
 // It needs root and, for the other tools, arp-scan, iputils-arping and
 // nftables (apt-get install arp-scan iputils-arping nftables). It builds
-// arpcheck from ./cmd/arpcheck with go build unless -arpcheck names a
-// binary. It never touches the host's interfaces or sysctls; the
-// namespaces are unnamed and go when the program ends, also on Ctrl-C.
+// arpcheck from ./cmd/arpcheck as released (CGO_ENABLED=0 go build
+// -trimpath -ldflags='-s -w', package release) unless -arpcheck names a
+// binary: the peak RSS it reports counts the binary's own pages, and the
+// released binary maps no libc. It never touches the host's interfaces
+// or sysctls; the namespaces are unnamed and go when the program ends,
+// also on Ctrl-C.
 package main
 
 import (
@@ -40,6 +43,7 @@ import (
 	"time"
 
 	"github.com/arpcheck/arpcheck/examples/labs/benchlab/lab"
+	"github.com/arpcheck/arpcheck/examples/labs/internal/release"
 	"github.com/arpcheck/arpcheck/internal/netns"
 )
 
@@ -53,7 +57,7 @@ func main() {
 	flag.StringVar(&o.tools, "tools", "arpcheck,arpcheck-fast,arp-scan,arp-scan-fast,arping-64",
 		"tools to run, comma-separated: "+toolNames())
 	flag.BoolVar(&o.rewrite, "rewrite", true, "turn broadcast requests into unicasts to the owner in the peers' namespace (needs nft)")
-	flag.StringVar(&o.arpcheck, "arpcheck", "", "arpcheck binary to measure (default: go build ./cmd/arpcheck)")
+	flag.StringVar(&o.arpcheck, "arpcheck", "", "arpcheck binary to measure (default: built from ./cmd/arpcheck as released)")
 	flag.BoolVar(&o.suite, "suite", false, "run every lab of the performance goals and judge the goals (ignores -n, -dead, -stale, -tools)")
 	flag.BoolVar(&o.quiet, "q", false, "no progress on standard error")
 	flag.DurationVar(&o.watchIdle, "watch-idle", 0, "measure `arpcheck watch --repair` on -n healthy entries over this window, "+
@@ -174,7 +178,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if e.arpcheck == "" {
 		e.arpcheck = filepath.Join(dir, "arpcheck")
 		logf("building arpcheck")
-		if err := goBuild(ctx, e.arpcheck, "./cmd/arpcheck"); err != nil {
+		if err := release.Build(ctx, e.arpcheck, stderr); err != nil {
 			return err
 		}
 	}
@@ -238,8 +242,9 @@ func writePeers(path string, peers []lab.Peer) error {
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-// goBuild builds the package pkg (a path such as ./cmd/arpcheck, from
-// the root of the module this program belongs to) into out.
+// goBuild builds the package pkg (a path such as
+// ./examples/labs/benchlab/internal/rusage, from the root of the module
+// this program belongs to) into out.
 func goBuild(ctx context.Context, out, pkg string) error {
 	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
