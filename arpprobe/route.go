@@ -73,8 +73,22 @@ func PeersFromNeighbors(entries []Neighbor, links []Link, iface string) []Peer {
 	if err != nil {
 		return nil
 	}
-	var out []Peer
-	seen := make(map[neighKey]struct{}, len(entries))
+	// Counted first, so that the peers (a Peer is large) take one
+	// allocation of their size: grown by append, a call for 4,000
+	// entries allocated 3.7 MB, now 1.2 (BenchmarkPeersFromNeighbors).
+	// Not len(entries): a table may hold many more IPv6 entries than
+	// IPv4 ones.
+	n := 0
+	for i := range entries {
+		if _, _, ok := hs.eligible(&entries[i]); ok {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]Peer, 0, n)
+	seen := make(map[neighKey]struct{}, n)
 	for i := range entries {
 		l, ip, ok := hs.eligible(&entries[i])
 		if !ok {

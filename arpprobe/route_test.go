@@ -324,3 +324,22 @@ func TestNamedPeerMeansEveryEntry(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPeersFromNeighbors gives the peers of a table of 4,000 IPv4
+// entries, the whole-table check of `arpcheck watch` and of verify
+// without peers.
+func BenchmarkPeersFromNeighbors(b *testing.B) {
+	links := []Link{{Index: 2, Name: "eth0", Up: true, Addrs: []netip.Prefix{mustPrefix("198.18.0.1/15")}}}
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x07}
+	entries := make([]Neighbor, 4000)
+	for i := range entries {
+		entries[i] = Neighbor{IP: netip.AddrFrom4([4]byte{198, 18, byte((i + 2) >> 8), byte(i + 2)}), Ifindex: 2,
+			MAC: mac, State: StateStale}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ps := PeersFromNeighbors(entries, links, ""); len(ps) != len(entries) {
+			b.Fatalf("PeersFromNeighbors: %d peers, want %d", len(ps), len(entries))
+		}
+	}
+}
