@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -52,7 +53,9 @@ func (e *env) watchCommand() *cli.Command {
 			"--peers, every IPv4 entry of the neighbour table is watched.\n\n" +
 			"Findings and repairs are logged to standard error (nothing when all is well).\n" +
 			"With --listen, Prometheus metrics are served on /metrics and a health check\n" +
-			"on /healthz. SIGHUP reads the peers again; SIGINT and SIGTERM stop it (exit 0).",
+			"on /healthz. SIGHUP reads the peers again; SIGINT and SIGTERM stop it (exit 0).\n\n" +
+			"It runs Go's garbage collector with GOGC=50 unless the environment sets GOGC: a\n" +
+			"smaller peak heap in the first sweep, which checks every entry at once.",
 		Flags:        watchFlags(),
 		Action:       e.watchAction,
 		OnUsageError: onUsageError,
@@ -187,12 +190,31 @@ func watchPeers(cfg *watchConfig, stdin io.Reader) ([]netip.Addr, error) {
 	return peers, nil
 }
 
+// watchGCPercent is the GOGC watch runs with when the environment sets
+// none. The peak of a watch's heap is its first sweep, a check of every
+// entry at once, and the runtime's default (100) lets the heap grow to
+// twice what is live before collecting. Measured on 4,000 entries with
+// benchlab -watch-idle: about 3 MB less peak RSS, about 35 ms more CPU
+// for the first sweep, and the same CPU at idle, where a watch
+// allocates little.
+const watchGCPercent = 50
+
+// setWatchGC applies watchGCPercent unless gogc, the value of the GOGC
+// environment variable, is set: then the runtime has applied it already,
+// and the operator's choice stands.
+func setWatchGC(gogc string) {
+	if gogc == "" {
+		debug.SetGCPercent(watchGCPercent)
+	}
+}
+
 // watchAction runs watch until SIGINT or SIGTERM.
 func (e *env) watchAction(c *cli.Context) error {
 	cfg, err := readWatchFlags(c)
 	if err != nil {
 		return err
 	}
+	setWatchGC(os.Getenv("GOGC"))
 	peers, err := watchPeers(cfg, e.stdin)
 	if err != nil {
 		return fail(err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,7 +139,7 @@ func TestWatchBinary(t *testing.T) {
 	const addr = "127.0.0.1:9808" // the prober namespace's own loopback
 	cmd, stdout, stderr := start(t, l.Prober, invocation{
 		args: []string{"watch", "--repair", "--include-permanent", "--interval", "1h", "--log-format", "json"},
-		env:  []string{"ARPCHECK_LISTEN=" + addr, "ARPCHECK_PEERS=" + peers},
+		env:  []string{"ARPCHECK_LISTEN=" + addr, "ARPCHECK_PEERS=" + peers, "GOGC="}, // GOGC: none of the test's
 	})
 	stopped := false
 	t.Cleanup(func() {
@@ -185,6 +186,10 @@ func TestWatchBinary(t *testing.T) {
 	}
 	if v := metric("arpcheck_build_info", "command", "watch", "version", binaryVersion(t)); v != 1 {
 		t.Errorf(`arpcheck_build_info{command="watch",version=%q} = %v; want 1`, binaryVersion(t), v)
+	}
+	// The environment sets no GOGC: watch runs with its own.
+	if v := metric("go_gc_gogc_percent"); v != watchGCPercent {
+		t.Errorf("go_gc_gogc_percent = %v; want %d", v, watchGCPercent)
 	}
 
 	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0x77, 0x03}
@@ -298,4 +303,31 @@ next:
 		}
 	}
 	return -1
+}
+
+// TestSetWatchGC: watch lowers GOGC to watchGCPercent when the
+// environment sets none, and leaves what the runtime took from GOGC
+// otherwise.
+func TestSetWatchGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tests := []struct {
+		name    string
+		gogc    string // the environment's GOGC
+		runtime int    // what the runtime applied from it
+		want    int
+	}{
+		{"unset", "", 100, watchGCPercent},
+		{"200", "200", 200, 200},
+		{"100", "100", 100, 100},
+		{"off", "off", -1, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetGCPercent(tt.runtime)
+			setWatchGC(tt.gogc)
+			if got := debug.SetGCPercent(100); got != tt.want {
+				t.Errorf("GOGC %q: GC percent %d; want %d", tt.gogc, got, tt.want)
+			}
+		})
+	}
 }
