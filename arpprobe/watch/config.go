@@ -45,6 +45,14 @@ const (
 	coalesceWait = 20 * time.Millisecond
 	// maxChecks is the most checks a Watcher runs at once.
 	maxChecks = 4
+	// sweepChunk is the most addresses a sweep hands the scheduler at
+	// once, and maxSweepChecks the most checks holding them that run at
+	// once: a sweep of a large table is a series of checks of bounded
+	// size, not one check of every entry, so that what a check holds
+	// (probes, replies, the report) does not grow with the table, and
+	// the checks that events ask for meanwhile find a free place.
+	sweepChunk     = 512
+	maxSweepChecks = 2
 	// sightingQueue is how many ARP sightings the readers may queue.
 	sightingQueue = 1024
 	// maxPerCause is the most triggers of one cause, each with its

@@ -28,12 +28,17 @@ type loop struct {
 	results    chan batchResult
 	batches    int       // checks under way
 	sweepStart time.Time // zero when no sweep is under way
-	listenErrs map[int]string
-	seen       map[seenKey]seenEntry    // every IPv4 entry of the last read, for poll
-	seenGen    uint32                   // the number of the latest read
-	changed    []arpprobe.Neighbor      // poll's scratch
-	scanOne    func(*arpprobe.Neighbor) // l.scanned, bound once
-	syns       map[int]*packet.Conn     // the IPv4 sockets, by interface index
+	// sweepQueue holds the sweep's triggers not yet handed to the
+	// scheduler (see sweepChunk); sweepChecks counts the checks under
+	// way that hold sweep triggers.
+	sweepQueue  []Trigger
+	sweepChecks int
+	listenErrs  map[int]string
+	seen        map[seenKey]seenEntry    // every IPv4 entry of the last read, for poll
+	seenGen     uint32                   // the number of the latest read
+	changed     []arpprobe.Neighbor      // poll's scratch
+	scanOne     func(*arpprobe.Neighbor) // l.scanned, bound once
+	syns        map[int]*packet.Conn     // the IPv4 sockets, by interface index
 	// mismatch is the eBPF filter of the IPv4 sockets, if it could be
 	// loaded (mismatchTried); without it they take TCP SYNs only.
 	mismatch      *mismatchFilter
@@ -92,6 +97,7 @@ func (l *loop) run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		now = time.Now()
+		l.feedSweep()
 		if l.batches < maxChecks {
 			if ts := l.sched.take(now); len(ts) > 0 {
 				l.start(ctx, ts)
@@ -463,25 +469,22 @@ func (l *loop) sighting(s sighting) {
 // sweep asks for a check of every watched address (the peer list, or
 // every watched entry) but those whose entries all lie idle in STALE and
 // were found right by their last check: checking them would make them
-// REACHABLE (see Watcher).
+// REACHABLE (see Watcher). The addresses go to the scheduler a chunk at
+// a time (feedSweep).
 func (l *loop) sweep(now time.Time) {
 	w := l.w
 	w.mu.RLock()
 	addrs := slices.Clone(w.list)
 	macs := make(map[netip.Addr]net.HardwareAddr, len(w.cache))
-	idle := make(map[netip.Addr]bool, len(w.cache))
 	for k, n := range w.cache {
 		macs[k.ip] = n.MAC
 		if w.list == nil {
 			addrs = append(addrs, k.ip)
 		}
-		if was, seen := idle[k.ip]; !seen || was {
-			idle[k.ip] = n.State == arpprobe.StateStale
-		}
 	}
 	w.mu.RUnlock()
+	addrs = slices.DeleteFunc(uniq(addrs), l.idleFoundRight)
 	w.smu.Lock()
-	addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return idle[a] && w.verdicts[a] == arpprobe.VerdictOK })
 	w.stats.Sweeps++
 	if len(addrs) == 0 {
 		w.stats.LastSweep, w.stats.SweepDuration = now, 0
@@ -491,9 +494,67 @@ func (l *loop) sweep(now time.Time) {
 		return
 	}
 	l.sweepStart = now
-	for _, a := range uniq(addrs) {
-		l.sched.add(Trigger{IP: a, MAC: macs[a], Cause: CauseSweep, At: now})
+	l.sweepQueue = l.sweepQueue[:0]
+	for _, a := range addrs {
+		l.sweepQueue = append(l.sweepQueue, Trigger{IP: a, MAC: macs[a], Cause: CauseSweep, At: now})
 	}
+	l.feedSweep()
+}
+
+// idleFoundRight reports whether every entry of a lies idle in STALE
+// and a's last check found it right, as the cache and the verdicts stand
+// now.
+func (l *loop) idleFoundRight(a netip.Addr) bool {
+	w := l.w
+	w.mu.RLock()
+	cached, idle := false, true
+	for _, k := range l.links {
+		if n, ok := w.cache[neighKey{k.Index, a}]; ok {
+			cached, idle = true, idle && n.State == arpprobe.StateStale
+		}
+	}
+	w.mu.RUnlock()
+	if !cached || !idle {
+		return false
+	}
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	return w.verdicts[a] == arpprobe.VerdictOK
+}
+
+// feedSweep hands the scheduler the sweep's next sweepChunk addresses
+// once it holds none of the sweep's triggers and fewer than
+// maxSweepChecks checks of the sweep are under way. An address found
+// idle and right since the sweep began (by a check of an earlier chunk,
+// or of the sweep before) is left out, as sweep leaves it out.
+func (l *loop) feedSweep() {
+	if len(l.sweepQueue) == 0 || l.sched.nsweep > 0 || l.sweepChecks >= maxSweepChecks {
+		return
+	}
+	n := 0
+	for n < len(l.sweepQueue) && l.sched.nsweep < sweepChunk {
+		if t := l.sweepQueue[n]; !l.idleFoundRight(t.IP) {
+			l.sched.add(t)
+		}
+		n++
+	}
+	l.sweepQueue = l.sweepQueue[n:]
+	if len(l.sweepQueue) == 0 {
+		l.sweepQueue = nil // let go of the backing array
+	}
+	l.noteSweepEnd(time.Now()) // if every address left was left out
+}
+
+// noteSweepEnd records the end of the sweep under way in Stats, if it
+// has been handed out and checked whole.
+func (l *loop) noteSweepEnd(now time.Time) {
+	if l.sweepStart.IsZero() || len(l.sweepQueue) > 0 || l.sweepChecks > 0 || l.sched.nsweep > 0 {
+		return
+	}
+	l.w.smu.Lock()
+	l.w.stats.LastSweep, l.w.stats.SweepDuration = now, now.Sub(l.sweepStart)
+	l.w.smu.Unlock()
+	l.sweepStart = time.Time{}
 }
 
 // start runs one check of the triggers' addresses on a goroutine of its
@@ -508,6 +569,9 @@ func (l *loop) start(ctx context.Context, ts []Trigger) {
 		sweep = sweep || t.Cause == CauseSweep
 	}
 	l.batches++
+	if sweep {
+		l.sweepChecks++
+	}
 	go func() {
 		rep, err := l.w.checker.Check(ctx, addrs, l.w.cfg.Check)
 		l.results <- batchResult{triggers: ts, report: rep, err: err, sweep: sweep}

@@ -16,6 +16,9 @@ import (
 func (l *loop) finish(r batchResult) {
 	w := l.w
 	l.batches--
+	if r.sweep {
+		l.sweepChecks--
+	}
 	now := time.Now()
 	if w.cfg.OnCheck != nil {
 		// Last: once the check is in the cache, the schedule and Stats.
@@ -69,11 +72,7 @@ func (l *loop) finish(r batchResult) {
 		l.sched.done(p.IP, settledBy(p))
 	}
 	w.record(r, now)
-	if r.sweep && !l.sweepStart.IsZero() {
-		w.smu.Lock()
-		w.stats.LastSweep, w.stats.SweepDuration = now, now.Sub(l.sweepStart)
-		w.smu.Unlock()
-	}
+	l.noteSweepEnd(now)
 }
 
 // settledBy returns whether a trigger raised while p was being checked

@@ -67,6 +67,7 @@ type scheduler struct {
 	slots         map[netip.Addr]*slot
 	waiting       map[netip.Addr]*slot // slots with pending triggers
 	npending      int                  // triggers pending in all slots
+	nsweep        int                  // of them, those of the sweep
 }
 
 type slot struct {
@@ -109,6 +110,9 @@ func (s *scheduler) add(t Trigger) {
 	}
 	sl.pending = append(sl.pending, t)
 	s.npending++
+	if t.Cause == CauseSweep {
+		s.nsweep++
+	}
 	s.waiting[t.IP] = sl
 }
 
@@ -175,6 +179,7 @@ func (s *scheduler) take(now time.Time) []Trigger {
 		}
 		out = append(out, sl.pending...)
 		s.npending -= len(sl.pending)
+		s.nsweep -= countSweep(sl.pending)
 		sl.pending = nil
 		sl.inflight = true
 		sl.last = now
@@ -192,12 +197,24 @@ func (s *scheduler) done(ip netip.Addr, settled func(Trigger) bool) {
 		return
 	}
 	sl.inflight = false
-	n := len(sl.pending)
+	n, sweep := len(sl.pending), countSweep(sl.pending)
 	sl.pending = slices.DeleteFunc(sl.pending, settled)
 	s.npending -= n - len(sl.pending)
+	s.nsweep -= sweep - countSweep(sl.pending)
 	if len(sl.pending) == 0 {
 		delete(s.waiting, ip)
 	}
+}
+
+// countSweep returns how many of ts are the sweep's.
+func countSweep(ts []Trigger) int {
+	n := 0
+	for _, t := range ts {
+		if t.Cause == CauseSweep {
+			n++
+		}
+	}
+	return n
 }
 
 // prune forgets addresses that are idle and were last checked at least

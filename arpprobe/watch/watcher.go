@@ -52,7 +52,9 @@ import (
 //
 // It checks an address at most once per Gap and never twice at
 // once; triggers raised within a few milliseconds of each other go out
-// as one check.
+// as one check. A sweep goes out as checks of at most 512 addresses, two
+// at a time, so that what a check holds does not grow with the table
+// and the checks that events ask for meanwhile are not held up.
 //
 // Cost when all is well: the tracer's events, or else a read of the
 // table per Poll (one dump, compared entry by entry with the last when

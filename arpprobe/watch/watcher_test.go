@@ -678,3 +678,75 @@ func TestWatchCountsRefusalOnce(t *testing.T) {
 		})
 	}
 }
+
+// A sweep of more addresses than sweepChunk goes out as checks of at
+// most sweepChunk addresses, which check every address once; the sweep
+// counts as done (Stats.LastSweep) when the last of them ends, not the
+// first.
+func TestWatchSweepInChunks(t *testing.T) {
+	t.Parallel()
+	const n = 2*sweepChunk + 100
+	lan := &fake.LAN{}
+	entries := make([]arpprobe.Neighbor, n)
+	for i := range entries {
+		ip := netip.AddrFrom4([4]byte{198, 18, byte((i + 2) >> 8), byte(i + 2)})
+		mac := net.HardwareAddr{0x02, 0, 0, 1, byte(i >> 8), byte(i)}
+		entries[i] = arpprobe.Neighbor{IP: ip, MAC: mac, State: arpprobe.StateReachable}
+		lan.Add(ip.String(), mac, 0)
+	}
+	tbl := fake.Subnet(netip.MustParsePrefix("198.18.0.1/16"), entries...)
+	checks := make(chan Check, n)
+	var w *Watcher
+	lastSweep := make(chan time.Time, n)
+	cfg := Config{Table: tbl, Topology: tbl, Prober: lan.Config(), Poll: -1, Interval: time.Hour,
+		OnCheck: func(c Check) {
+			checks <- c
+			lastSweep <- w.Stats().LastSweep
+		}}
+	cfg.Check.Probe = fakeOpts(arpprobe.BroadcastAuto)
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	swept := make(map[netip.Addr]int)
+	var sizes []int
+	deadline := time.After(30 * time.Second)
+	for len(swept) < n {
+		select {
+		case c := <-checks:
+			size := 0
+			for _, tr := range c.Triggers {
+				if tr.Cause == CauseSweep {
+					swept[tr.IP]++
+					size++
+				}
+			}
+			sizes = append(sizes, size)
+			if size > sweepChunk {
+				t.Errorf("a check of %d swept addresses; want at most %d", size, sweepChunk)
+			}
+			if last := <-lastSweep; len(swept) < n && !last.IsZero() {
+				t.Errorf("LastSweep set after %d of %d addresses were swept", len(swept), n)
+			} else if len(swept) == n && last.IsZero() {
+				t.Error("LastSweep not set once every address was swept")
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d addresses swept within 30 s (checks of %v)", len(swept), n, sizes)
+		}
+	}
+	for a, k := range swept {
+		if k != 1 {
+			t.Errorf("%s swept %d times; want once", a, k)
+		}
+	}
+	t.Logf("the sweep of %d addresses went out as checks of %v", n, sizes)
+}

@@ -24,15 +24,19 @@ type Table struct {
 // 02:00:00:00:ff:02 (as LAN.Config names it), 198.18.0.1/24, holding
 // entries on it.
 func OneLAN(entries ...arpprobe.Neighbor) *Table {
+	return Subnet(netip.MustParsePrefix("198.18.0.1/24"), entries...)
+}
+
+// Subnet is OneLAN with the interface's address and prefix length addr.
+func Subnet(addr netip.Prefix, entries ...arpprobe.Neighbor) *Table {
 	for i := range entries {
 		entries[i].Ifindex, entries[i].Interface = 2, "fake2"
 	}
 	return &Table{
 		entries: entries,
 		links: []arpprobe.Link{{Index: 2, Name: "fake2", MAC: net.HardwareAddr{2, 0, 0, 0, 0xff, 2}, Up: true,
-			Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}}},
-		routes: []arpprobe.Route{{Dst: netip.MustParsePrefix("198.18.0.0/24"), Ifindex: 2,
-			Src: netip.MustParseAddr("198.18.0.1")}},
+			Addrs: []netip.Prefix{addr}}},
+		routes: []arpprobe.Route{{Dst: addr.Masked(), Ifindex: 2, Src: addr.Addr()}},
 	}
 }
 
