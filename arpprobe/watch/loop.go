@@ -168,10 +168,10 @@ func (l *loop) run(ctx context.Context) error {
 		}
 		if l.polling() && !nextPoll.IsZero() && !now.Before(nextPoll) {
 			l.poll(ctx)
-			l.sched.prune(now)
 			nextPoll = now.Add(w.cfg.Poll)
 		}
 		if !nextSweep.IsZero() && !now.Before(nextSweep) {
+			l.sched.prune(now)
 			l.refreshLinks(ctx)
 			l.refresh(ctx, false)
 			l.sweep(now)

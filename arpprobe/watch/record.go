@@ -73,6 +73,10 @@ func (l *loop) finish(r batchResult) {
 	}
 	w.record(r, now)
 	l.noteSweepEnd(now)
+	// The addresses checked a gap ago or more need no slot: without it
+	// they grow with every address ever checked (with tracepoints the
+	// table is not polled, and sweeps may be an hour apart).
+	l.sched.prune(now)
 }
 
 // settledBy returns whether a trigger raised while p was being checked

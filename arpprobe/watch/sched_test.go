@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arpcheck/arpcheck/arpprobe"
+	"github.com/arpcheck/arpcheck/arpprobe/internal/fake"
 )
 
 // wT0 is the start of the scheduler tests' clock; macA and macB are
@@ -197,5 +200,39 @@ func TestSchedulerBoundedUnderFlood(t *testing.T) {
 			t.Errorf("trigger %s/%s at %v; want the earliest times kept (before %d ms)", tr.IP, tr.Cause, tr.At.Sub(wT0), 30+maxPerCause)
 			break
 		}
+	}
+}
+
+// A check's end forgets the addresses that were checked a gap ago or
+// more and wait for nothing, and keeps those checked since: the
+// scheduler does not keep a slot for every address it ever checked.
+func TestWatchFinishPrunes(t *testing.T) {
+	tbl := fake.OneLAN()
+	w, err := New(Config{Table: tbl, Topology: tbl, Prober: (&fake.LAN{}).Config()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.pin.Close()
+	defer w.prober.Close()
+	l := &loop{w: w, sched: newScheduler(Gap, coalesceWait, maxPerCause)}
+	now := time.Now()
+	old, recent := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
+	for _, c := range []struct {
+		ip netip.Addr
+		at time.Time
+	}{{old, now.Add(-2 * Gap)}, {recent, now}} {
+		l.sched.add(Trigger{IP: c.ip, Cause: CauseSweep, At: c.at})
+		if ts := l.sched.take(c.at.Add(coalesceWait)); len(ts) != 1 {
+			t.Fatalf("take: %v; want the trigger for %s", ts, c.ip)
+		}
+		l.sched.done(c.ip, func(Trigger) bool { return true })
+	}
+	l.batches = 1
+	l.finish(batchResult{report: &arpprobe.Report{}})
+	if _, ok := l.sched.slots[old]; ok {
+		t.Errorf("%s, checked %v ago, still has a slot", old, 2*Gap)
+	}
+	if _, ok := l.sched.slots[recent]; !ok {
+		t.Errorf("%s, checked just now, lost its slot (it may not be checked again within %v)", recent, Gap)
 	}
 }
