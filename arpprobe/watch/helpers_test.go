@@ -77,3 +77,18 @@ func startFlood(t *testing.T, h *netns.Host, frames [][]byte, rate int) *flood.F
 	t.Cleanup(func() { f.Stop() })
 	return f
 }
+
+// newTestLoop returns the loop of a Watcher on table and topology, over
+// a fake LAN, for tests that drive its steps themselves instead of Run.
+func newTestLoop(t *testing.T, table arpprobe.NeighborTable, topology arpprobe.Topology) *loop {
+	t.Helper()
+	w, err := New(Config{Table: table, Topology: topology, Prober: (&fake.LAN{}).Config()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.prober.Close()
+		w.pin.Close()
+	})
+	return &loop{w: w, sched: newScheduler(Gap, coalesceWait, maxPerCause)}
+}

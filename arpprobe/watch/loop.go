@@ -467,10 +467,10 @@ func (l *loop) sighting(s sighting) {
 }
 
 // sweep asks for a check of every watched address (the peer list, or
-// every watched entry) but those whose entries all lie idle in STALE and
-// were found right by their last check: checking them would make them
-// REACHABLE (see Watcher). The addresses go to the scheduler a chunk at
-// a time (feedSweep).
+// every watched entry). The addresses go to the scheduler a chunk at a
+// time (feedSweep), which leaves out those whose entries all lie idle in
+// STALE and were found right by their last check: checking them would
+// make them REACHABLE (see Watcher).
 func (l *loop) sweep(now time.Time) {
 	w := l.w
 	w.mu.RLock()
@@ -483,19 +483,12 @@ func (l *loop) sweep(now time.Time) {
 		}
 	}
 	w.mu.RUnlock()
-	addrs = slices.DeleteFunc(uniq(addrs), l.idleFoundRight)
 	w.smu.Lock()
 	w.stats.Sweeps++
-	if len(addrs) == 0 {
-		w.stats.LastSweep, w.stats.SweepDuration = now, 0
-	}
 	w.smu.Unlock()
-	if len(addrs) == 0 {
-		return
-	}
 	l.sweepStart = now
 	l.sweepQueue = l.sweepQueue[:0]
-	for _, a := range addrs {
+	for _, a := range uniq(addrs) {
 		l.sweepQueue = append(l.sweepQueue, Trigger{IP: a, MAC: macs[a], Cause: CauseSweep, At: now})
 	}
 	l.feedSweep()
@@ -524,25 +517,27 @@ func (l *loop) idleFoundRight(a netip.Addr) bool {
 
 // feedSweep hands the scheduler the sweep's next sweepChunk addresses
 // once it holds none of the sweep's triggers and fewer than
-// maxSweepChecks checks of the sweep are under way. An address found
-// idle and right since the sweep began (by a check of an earlier chunk,
-// or of the sweep before) is left out, as sweep leaves it out.
+// maxSweepChecks checks of the sweep are under way, leaving out the
+// addresses idle and found right as things stand now (by a check of an
+// earlier chunk too), and notes the sweep's end if nothing is left.
 func (l *loop) feedSweep() {
-	if len(l.sweepQueue) == 0 || l.sched.nsweep > 0 || l.sweepChecks >= maxSweepChecks {
-		return
+	if l.sweepStart.IsZero() {
+		return // no sweep under way
 	}
-	n := 0
-	for n < len(l.sweepQueue) && l.sched.nsweep < sweepChunk {
-		if t := l.sweepQueue[n]; !l.idleFoundRight(t.IP) {
-			l.sched.add(t)
+	if len(l.sweepQueue) > 0 && l.sched.nsweep == 0 && l.sweepChecks < maxSweepChecks {
+		n := 0
+		for n < len(l.sweepQueue) && l.sched.nsweep < sweepChunk {
+			if t := l.sweepQueue[n]; !l.idleFoundRight(t.IP) {
+				l.sched.add(t)
+			}
+			n++
 		}
-		n++
+		l.sweepQueue = l.sweepQueue[n:]
+		if len(l.sweepQueue) == 0 {
+			l.sweepQueue = nil // let go of the backing array
+		}
 	}
-	l.sweepQueue = l.sweepQueue[n:]
-	if len(l.sweepQueue) == 0 {
-		l.sweepQueue = nil // let go of the backing array
-	}
-	l.noteSweepEnd(time.Now()) // if every address left was left out
+	l.noteSweepEnd(time.Now())
 }
 
 // noteSweepEnd records the end of the sweep under way in Stats, if it

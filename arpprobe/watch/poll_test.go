@@ -27,13 +27,8 @@ func (t scanTable) ScanNeighbors(ctx context.Context, fn func(*arpprobe.Neighbor
 func TestWatchPollScansChanges(t *testing.T) {
 	const a, b, c = "198.18.0.2", "198.18.0.3", "198.18.0.4"
 	tbl := scanTable{fake.OneLAN(watchNeigh(a, macA, arpprobe.StateStale), watchNeigh(b, macA, arpprobe.StateReachable))}
-	w, err := New(Config{Table: tbl, Topology: tbl, Prober: (&fake.LAN{}).Config()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.pin.Close()
-	defer w.prober.Close()
-	l := &loop{w: w, sched: newScheduler(Gap, coalesceWait, maxPerCause)}
+	l := newTestLoop(t, tbl, tbl)
+	w := l.w
 	ctx := context.Background()
 	if err := l.refreshLinks(ctx); err != nil {
 		t.Fatal(err)

@@ -208,13 +208,7 @@ func TestSchedulerBoundedUnderFlood(t *testing.T) {
 // scheduler does not keep a slot for every address it ever checked.
 func TestWatchFinishPrunes(t *testing.T) {
 	tbl := fake.OneLAN()
-	w, err := New(Config{Table: tbl, Topology: tbl, Prober: (&fake.LAN{}).Config()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.pin.Close()
-	defer w.prober.Close()
-	l := &loop{w: w, sched: newScheduler(Gap, coalesceWait, maxPerCause)}
+	l := newTestLoop(t, tbl, tbl)
 	now := time.Now()
 	old, recent := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.18.0.3")
 	for _, c := range []struct {
